@@ -1,0 +1,22 @@
+//! Fleetfront's domain core: every business rule and every wire type, with no IO.
+//!
+//! The server and the offline clients compile the same functions, so a rule decided here is
+//! decided identically everywhere. Nothing in this crate reads a clock, makes an id, touches a
+//! socket or a file; callers pass time and ids in, and rules fail only with typed errors.
+
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod hours;
+pub mod id;
+pub mod money;
+pub mod permission;
+pub mod plan;
+pub mod throttle;
+pub mod value;
+
+pub use error::ErrorCode;
+pub use id::*;
+pub use money::{Currency, Money, MoneyError};

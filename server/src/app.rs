@@ -1,0 +1,178 @@
+//! Application state and the router: every route, the middleware stack, the OpenAPI document.
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderName, Method};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use fleetfront_domain::auth::{Claims, TokenType};
+use fleetfront_domain::ErrorCode;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::api;
+use crate::audit::{self, Event};
+use crate::auth::Keys;
+use crate::context::{self, Ctx, TrustForwarded};
+use crate::db::{Clock, Db};
+use crate::error::Error;
+
+/// Shared state of every handler.
+#[derive(Clone, Debug)]
+pub struct App(Arc<AppInner>);
+
+/// The parts of [`App`].
+#[derive(Debug)]
+pub struct AppInner {
+    /// Runtime-role database access.
+    pub db: Db,
+    /// Token keys.
+    pub keys: Keys,
+    /// Storefront base domain.
+    pub base_domain: String,
+    /// The clock.
+    pub clock: Clock,
+    /// Trust `X-Forwarded-For`.
+    pub trust_forwarded_for: bool,
+}
+
+impl std::ops::Deref for App {
+    type Target = AppInner;
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}
+
+impl App {
+    /// Builds the state.
+    pub fn new(db: Db, keys: Keys, base_domain: String, trust_forwarded_for: bool) -> App {
+        App(Arc::new(AppInner { db, keys, base_domain, clock: Clock::default(), trust_forwarded_for }))
+    }
+
+    /// The public URL of a storefront.
+    pub fn storefront_url(&self, subdomain: &str) -> String {
+        if self.base_domain == "localhost" {
+            format!("http://{subdomain}.localhost:8080/")
+        } else {
+            format!("https://{subdomain}.{}/", self.base_domain)
+        }
+    }
+}
+
+/// The OpenAPI document's root.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Fleetfront API", version = "1", description = "White-labeled stores with their own delivery fleet. Errors are RFC 9457 problem+json with a stable `code`."),
+    modifiers(&BearerAuth),
+    components(schemas(fleetfront_domain::api::Problem, fleetfront_domain::ErrorCode))
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}
+
+/// Every API route, with its OpenAPI description.
+pub fn api_router() -> (Router<App>, utoipa::openapi::OpenApi) {
+    let router = OpenApiRouter::with_openapi(ApiDoc::openapi());
+    let router = api::health::routes(router);
+    let router = api::auth::routes(router);
+    let router = api::admin::routes(router);
+    let router = api::business::routes(router);
+    router.split_for_parts()
+}
+
+/// The whole application.
+pub fn app(state: App) -> Router {
+    let (api, openapi) = api_router();
+    let openapi = Arc::new(openapi);
+    let request_id = HeaderName::from_static("x-request-id");
+    let trust = TrustForwarded(state.trust_forwarded_for);
+    api.merge(api::docs::routes(openapi))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(DefaultBodyLimit::max(64 * 1024))
+        .layer(middleware::from_fn(context::middleware))
+        .layer(axum::Extension(trust))
+        .layer(CatchPanicLayer::custom(|_| Error::unexpected(anyhow::anyhow!("handler panicked")).into_response()))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+                tracing::info_span!("request", method = %request.method(), uri = %request.uri().path(), request_id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn not_found() -> Response {
+    let mut response = Error::new(ErrorCode::NotFound, "no such endpoint").into_response();
+    // An unknown path is not an attempt on a resource: not audited.
+    response.extensions_mut().remove::<crate::error::Denied>();
+    response
+}
+
+async fn method_not_allowed(method: Method) -> Response {
+    Error::new(ErrorCode::MethodNotAllowed, format!("{method} is not allowed on this path")).into_response()
+}
+
+/// Decodes the bearer token (when present) for the handlers, and writes an audit row for every
+/// denied attempt: a rejected token, or a handler's forbidden / not-found / elevation answer.
+async fn authenticate(State(app): State<App>, mut request: Request, next: Next) -> Response {
+    let ctx = request.extensions().get::<Ctx>().cloned().unwrap_or(Ctx {
+        request_id: "-".into(),
+        client_address: "unknown".into(),
+    });
+    let action = format!("{} {}", request.method(), request.uri().path());
+    let bearer = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().ok().and_then(|s| s.strip_prefix("Bearer ")).map(str::trim).map(str::to_owned));
+    let claims: Option<Arc<Claims>> = match bearer {
+        None => None,
+        Some(None) => {
+            return deny(&app, &ctx, None, &action, Error::unauthenticated("the Authorization header must be Bearer <token>")).await;
+        }
+        Some(Some(token)) => match app.keys.verify(&token, TokenType::Access) {
+            Ok(claims) => Some(Arc::new(claims)),
+            Err(e) => return deny(&app, &ctx, None, &action, e).await,
+        },
+    };
+    if let Some(claims) = &claims {
+        request.extensions_mut().insert(claims.clone());
+    }
+    let response = next.run(request).await;
+    if let Some(crate::error::Denied(code)) = response.extensions().get::<crate::error::Denied>().copied() {
+        let event = Event::denied(&action, serde_json::json!({ "code": code.as_str() }));
+        if let Err(e) = audit::record_denial(&app.db, &ctx, claims.as_deref(), event).await {
+            tracing::error!(error = %e, "could not audit a denied attempt");
+        }
+    }
+    response
+}
+
+async fn deny(app: &App, ctx: &Ctx, claims: Option<&Claims>, action: &str, error: Error) -> Response {
+    let event = Event::denied(action, serde_json::json!({ "code": error.code().as_str() }));
+    if let Err(e) = audit::record_denial(&app.db, ctx, claims, event).await {
+        tracing::error!(error = %e, "could not audit a denied attempt");
+    }
+    let mut response = error.into_response();
+    response.extensions_mut().remove::<crate::error::Denied>();
+    response
+}

@@ -1,0 +1,185 @@
+//! Server configuration: defaults, then an optional TOML file, then environment variables,
+//! then command-line flags. Every value is checked at start-up and a bad one stops the server
+//! with a message naming the setting and what is expected.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+
+/// Settings that may appear in the config file (`--config`, `FLEETFRONT_CONFIG`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Listen address.
+    pub listen: Option<String>,
+    /// PostgreSQL URL of the owner (migration) role.
+    pub database_url: Option<String>,
+    /// Password of the runtime role, when connecting over TCP with password auth.
+    pub app_db_password: Option<String>,
+    /// Data folder (private PostgreSQL cluster, generated secrets).
+    pub data_dir: Option<PathBuf>,
+    /// Base domain of storefronts, e.g. `fleetfront.app`.
+    pub base_domain: Option<String>,
+    /// Log filter, e.g. `info,fleetfront_server=debug`.
+    pub log: Option<String>,
+    /// `text` or `json`.
+    pub log_format: Option<String>,
+    /// Trust `X-Forwarded-For` (only behind a proxy that sets it).
+    pub trust_forwarded_for: Option<bool>,
+    /// Maximum runtime pool connections.
+    pub max_connections: Option<u32>,
+}
+
+/// The validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Owner-role database URL; `None` starts the private cluster.
+    pub database_url: Option<String>,
+    /// Runtime role password (TCP password auth).
+    pub app_db_password: Option<String>,
+    /// Data folder.
+    pub data_dir: PathBuf,
+    /// Storefront base domain.
+    pub base_domain: String,
+    /// Log filter.
+    pub log: String,
+    /// JSON logs.
+    pub log_json: bool,
+    /// Trust `X-Forwarded-For`.
+    pub trust_forwarded_for: bool,
+    /// Runtime pool size.
+    pub max_connections: u32,
+}
+
+/// Raw values from flags and the environment (clap fills these).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--config` / `FLEETFRONT_CONFIG`.
+    pub config_file: Option<PathBuf>,
+    /// `--listen` / `FLEETFRONT_LISTEN`.
+    pub listen: Option<String>,
+    /// `DATABASE_URL`.
+    pub database_url: Option<String>,
+    /// `--data-dir` / `FLEETFRONT_DATA_DIR`.
+    pub data_dir: Option<PathBuf>,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+impl Config {
+    /// Builds the configuration from defaults, file, environment and flags.
+    ///
+    /// # Errors
+    /// A message naming the bad setting.
+    pub fn load(overrides: &Overrides) -> anyhow::Result<Config> {
+        let file = match &overrides.config_file {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let listen_raw = overrides
+            .listen
+            .clone()
+            .or_else(|| env("FLEETFRONT_LISTEN"))
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+        let listen = listen_raw.parse::<SocketAddr>().with_context(|| {
+            format!("invalid listen address {listen_raw:?} (--listen / FLEETFRONT_LISTEN): expected host:port such as 127.0.0.1:8080")
+        })?;
+        let database_url = overrides.database_url.clone().or_else(|| env("DATABASE_URL")).or(file.database_url);
+        if let Some(url) = &database_url {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                bail!("invalid DATABASE_URL: expected postgres://user:password@host:port/database");
+            }
+        }
+        let data_dir = overrides
+            .data_dir
+            .clone()
+            .or_else(|| env("FLEETFRONT_DATA_DIR").map(PathBuf::from))
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(".fleetfront"));
+        let base_domain = env("FLEETFRONT_BASE_DOMAIN").or(file.base_domain).unwrap_or_else(|| "localhost".to_owned());
+        if base_domain.is_empty() || base_domain.contains('/') || base_domain.contains(' ') {
+            bail!("invalid FLEETFRONT_BASE_DOMAIN {base_domain:?}: expected a host name such as fleetfront.app");
+        }
+        let log_format = env("FLEETFRONT_LOG_FORMAT").or(file.log_format).unwrap_or_else(|| "text".to_owned());
+        let log_json = match log_format.as_str() {
+            "text" => false,
+            "json" => true,
+            other => bail!("invalid FLEETFRONT_LOG_FORMAT {other:?}: expected text or json"),
+        };
+        let trust_forwarded_for = match env("FLEETFRONT_TRUST_FORWARDED_FOR") {
+            Some(v) => parse_bool("FLEETFRONT_TRUST_FORWARDED_FOR", &v)?,
+            None => file.trust_forwarded_for.unwrap_or(false),
+        };
+        let max_connections = match env("FLEETFRONT_MAX_CONNECTIONS") {
+            Some(v) => v.parse::<u32>().ok().filter(|n| (1..=1000).contains(n)).with_context(|| {
+                format!("invalid FLEETFRONT_MAX_CONNECTIONS {v:?}: expected a number from 1 to 1000")
+            })?,
+            None => file.max_connections.unwrap_or(16),
+        };
+        Ok(Config {
+            listen,
+            database_url,
+            app_db_password: env("FLEETFRONT_APP_DB_PASSWORD").or(file.app_db_password),
+            data_dir,
+            base_domain,
+            log: env("FLEETFRONT_LOG").or(file.log).unwrap_or_else(|| "info".to_owned()),
+            log_json,
+            trust_forwarded_for,
+            max_connections,
+        })
+    }
+}
+
+fn parse_bool(name: &str, raw: &str) -> anyhow::Result<bool> {
+    match raw {
+        "1" | "true" | "yes" => Ok(true),
+        "0" | "false" | "no" => Ok(false),
+        other => bail!("invalid {name} {other:?}: expected true or false"),
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_listen_address_is_named() {
+        let err = Config::load(&Overrides { listen: Some("nonsense".into()), ..Overrides::default() })
+            .expect_err("must fail");
+        assert!(err.to_string().contains("FLEETFRONT_LISTEN"), "{err}");
+    }
+
+    #[test]
+    fn unknown_config_file_keys_are_refused() {
+        let dir = std::env::temp_dir().join(format!("ff-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("c.toml");
+        std::fs::write(&path, "listne = \"127.0.0.1:1\"\n").expect("write");
+        let err = Config::load(&Overrides { config_file: Some(path), ..Overrides::default() })
+            .expect_err("must fail");
+        assert!(format!("{err:#}").contains("listne"), "{err:#}");
+    }
+
+    #[test]
+    fn file_values_apply() {
+        let dir = std::env::temp_dir().join(format!("ff-config-ok-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("c.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:9999\"\nbase_domain = \"shops.test\"\n").expect("write");
+        let config = Config::load(&Overrides { config_file: Some(path), ..Overrides::default() }).expect("valid");
+        assert_eq!(config.listen.port(), 9999);
+    }
+}

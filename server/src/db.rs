@@ -1,0 +1,147 @@
+//! Database access as a principal. Every request's statements run in a transaction that first
+//! sets the principal with transaction-local settings (`app_begin`), so row level security
+//! applies to all of them and nothing leaks to the next user of the pooled connection.
+
+use chrono::{DateTime, Utc};
+use fleetfront_domain::auth::Claims;
+use fleetfront_domain::permission::{AccountKind, Actor, Permission, PermissionSet};
+use fleetfront_domain::{BusinessId, CustomerId, ErrorCode, UserId};
+use sqlx::{PgPool, Postgres, Row};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+
+/// A transaction with a principal set.
+pub type Tx = sqlx::Transaction<'static, Postgres>;
+
+/// The runtime-role pool.
+#[derive(Clone, Debug)]
+pub struct Db {
+    /// Pool of `fleetfront_app` connections.
+    pub pool: PgPool,
+}
+
+/// The scope of a sign-in flow transaction (kind `auth`): it may read credentials, but only of
+/// platform accounts and of the one store named.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AuthScope {
+    /// The platform account concerned, when known.
+    pub user: Option<UserId>,
+    /// The store concerned (customer flows).
+    pub business: Option<BusinessId>,
+}
+
+impl Db {
+    /// Begins a transaction as the verified token's principal, re-checking against the database
+    /// that the session is still current: session version, account and business status, and the
+    /// role's permissions as of now.
+    ///
+    /// # Errors
+    /// `session_revoked`, `account_inactive`, `business_suspended`, or database errors.
+    pub async fn begin_as(&self, claims: &Claims) -> Result<(Tx, Actor)> {
+        let mut tx = self.pool.begin().await?;
+        let (user, customer) = match claims.kind {
+            AccountKind::Customer => (None, Some(claims.sub)),
+            _ => (Some(claims.sub), None),
+        };
+        let row = sqlx::query(
+            "SELECT session_version, account_active, business_active, permissions FROM app_begin($1, $2, $3, $4)",
+        )
+        .bind(claims.kind.as_str())
+        .bind(user)
+        .bind(customer)
+        .bind(claims.business_id.map(|b| b.0))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Err(Error::new(ErrorCode::SessionRevoked, "this session is no longer valid; sign in again"));
+        };
+        let session_version: i64 = row.try_get("session_version")?;
+        if session_version != claims.sv {
+            return Err(Error::new(ErrorCode::SessionRevoked, "this session is no longer valid; sign in again"));
+        }
+        if !row.try_get::<bool, _>("account_active")? {
+            return Err(Error::new(ErrorCode::AccountInactive, "this account is not active"));
+        }
+        if row.try_get::<Option<bool>, _>("business_active")? == Some(false) {
+            return Err(Error::new(ErrorCode::BusinessSuspended, "this business is suspended"));
+        }
+        let actor = match (claims.kind, claims.business_id) {
+            (AccountKind::Admin, _) => Actor::Admin { user: UserId(claims.sub) },
+            (AccountKind::Driver, _) => Actor::Driver { user: UserId(claims.sub) },
+            (AccountKind::Staff, Some(business)) => {
+                let keys: Vec<String> = row.try_get("permissions")?;
+                let permissions: PermissionSet = keys.iter().filter_map(|k| Permission::parse(k)).collect();
+                Actor::Staff { user: UserId(claims.sub), business, permissions }
+            }
+            (AccountKind::Customer, Some(business)) => Actor::Customer { customer: CustomerId(claims.sub), business },
+            _ => return Err(Error::unauthenticated("the token has no business scope")),
+        };
+        Ok((tx, actor))
+    }
+
+    /// Begins a sign-in flow transaction (kind `auth`).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn begin_auth(&self, scope: AuthScope) -> Result<Tx> {
+        let mut tx = self.pool.begin().await?;
+        set_principal(&mut tx, "auth", scope.user.map(|u| u.0), None, scope.business.map(|b| b.0)).await?;
+        Ok(tx)
+    }
+
+    /// Begins a transaction with no principal: tenant tables are invisible.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn begin_anonymous(&self) -> Result<Tx> {
+        Ok(self.pool.begin().await?)
+    }
+}
+
+/// Sets the transaction-local principal.
+///
+/// # Errors
+/// Database errors.
+pub async fn set_principal(
+    tx: &mut Tx,
+    kind: &str,
+    user: Option<Uuid>,
+    customer: Option<Uuid>,
+    business: Option<Uuid>,
+) -> Result<()> {
+    sqlx::query(
+        "SELECT set_config('app.kind', $1, true), set_config('app.user_id', $2, true), \
+         set_config('app.customer_id', $3, true), set_config('app.business_id', $4, true)",
+    )
+    .bind(kind)
+    .bind(user.map(|u| u.to_string()).unwrap_or_default())
+    .bind(customer.map(|u| u.to_string()).unwrap_or_default())
+    .bind(business.map(|u| u.to_string()).unwrap_or_default())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The server clock. Tests may move it forward to cross time windows without sleeping.
+#[derive(Debug, Default)]
+pub struct Clock {
+    offset_secs: std::sync::atomic::AtomicI64,
+}
+
+impl Clock {
+    /// Now.
+    pub fn now(&self) -> DateTime<Utc> {
+        Utc::now() + chrono::Duration::seconds(self.offset_secs.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Moves the clock forward (tests).
+    pub fn advance(&self, secs: i64) {
+        self.offset_secs.fetch_add(secs, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// A new UUIDv7 id.
+pub fn new_id() -> Uuid {
+    Uuid::now_v7()
+}

@@ -1,0 +1,135 @@
+//! Request extractors that turn every kind of bad input into a problem response: JSON bodies
+//! (unknown fields and wrong types → 422, bad syntax → 400, not JSON → 415, too large → 413),
+//! path and query parameters, the bearer token and the PIN elevation header.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use fleetfront_domain::auth::{Claims, TokenType};
+use fleetfront_domain::permission::SensitiveAction;
+use fleetfront_domain::ErrorCode;
+use serde::de::DeserializeOwned;
+
+use crate::app::App;
+use crate::error::Error;
+
+/// A JSON body.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> Error {
+    match rejection {
+        JsonRejection::JsonDataError(e) => {
+            let text = e.body_text();
+            let detail = text.strip_prefix("Failed to deserialize the JSON body into the target type: ").unwrap_or(&text);
+            let (field, message) = match detail.split_once(": ") {
+                Some((path, msg)) if !path.contains(' ') => (path.to_owned(), msg.to_owned()),
+                _ => ("body".to_owned(), detail.to_owned()),
+            };
+            let code = if message.starts_with("unknown field") {
+                "unknown_field"
+            } else if message.starts_with("missing field") {
+                "required"
+            } else {
+                "invalid"
+            };
+            Error::field(&field, code, message)
+        }
+        JsonRejection::JsonSyntaxError(e) => Error::new(ErrorCode::MalformedRequest, format!("the body is not valid JSON: {}", e.body_text())),
+        JsonRejection::MissingJsonContentType(_) => {
+            Error::new(ErrorCode::UnsupportedMediaType, "send the body as application/json")
+        }
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            Error::new(ErrorCode::PayloadTooLarge, "the body is too large")
+        }
+        other => Error::new(ErrorCode::MalformedRequest, other.body_text()),
+    }
+}
+
+/// Path parameters.
+#[derive(Debug)]
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| ApiPath(p.0))
+            .map_err(|e: PathRejection| Error::new(ErrorCode::MalformedRequest, format!("invalid path parameter: {}", e.body_text())))
+    }
+}
+
+/// Query parameters.
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| ApiQuery(q.0))
+            .map_err(|e: QueryRejection| Error::field("query", "invalid", e.body_text()))
+    }
+}
+
+/// The verified access token of the caller (decoded by the authentication middleware).
+#[derive(Clone, Debug)]
+pub struct Auth(pub Arc<Claims>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Auth {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Arc<Claims>>()
+            .cloned()
+            .map(Auth)
+            .ok_or_else(|| Error::unauthenticated("sign in first: send Authorization: Bearer <access token>"))
+    }
+}
+
+/// The header carrying a PIN-elevated token.
+pub const ELEVATION_HEADER: &str = "x-fleetfront-elevation";
+
+/// Requires a valid elevated token for `action`, issued to the same account and scope as
+/// `auth`, sent in [`ELEVATION_HEADER`].
+///
+/// # Errors
+/// `elevation_required` when absent, expired, or for another action or account.
+pub fn require_elevation(app: &App, parts_headers: &axum::http::HeaderMap, auth: &Auth, action: SensitiveAction) -> Result<(), Error> {
+    let refuse = || {
+        Error::new(
+            ErrorCode::ElevationRequired,
+            format!("confirm with your PIN first: POST /api/v1/auth/pin/verify with action {:?}", action.as_str()),
+        )
+    };
+    let token = parts_headers.get(ELEVATION_HEADER).and_then(|v| v.to_str().ok()).ok_or_else(refuse)?;
+    let claims = app.keys.verify(token, TokenType::Elevated).map_err(|_| refuse())?;
+    let same_scope = claims.sub == auth.0.sub
+        && claims.kind == auth.0.kind
+        && claims.business_id == auth.0.business_id
+        && claims.sv == auth.0.sv;
+    if !same_scope || claims.act != Some(action) {
+        return Err(refuse());
+    }
+    Ok(())
+}

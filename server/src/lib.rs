@@ -1,0 +1,24 @@
+//! Fleetfront's server: the HTTP API over PostgreSQL with row level security.
+//!
+//! `main.rs` is a thin CLI; everything testable is here. [`app::app`] builds the router from an
+//! [`app::App`] state, so tests drive the real router with `oneshot` or over a real socket.
+
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod app;
+pub mod audit;
+pub mod auth;
+pub mod config;
+pub mod context;
+pub mod db;
+pub mod demo;
+pub mod error;
+pub mod extract;
+pub mod pg;
+pub mod serve;
+pub mod session;
+pub mod tenancy;
+
+pub use app::{app, App};
+pub use error::{Error, Result};

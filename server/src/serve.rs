@@ -1,0 +1,119 @@
+//! Start-up: logging, database (private cluster or `DATABASE_URL`), signing secret, listener,
+//! graceful shutdown.
+
+use std::path::Path;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+use crate::app::App;
+use crate::auth::{random_secret, Keys};
+use crate::config::Config;
+use crate::db::Db;
+use crate::pg::{self, Pools, PrivateCluster};
+
+/// Installs the tracing subscriber (text or JSON lines).
+pub fn init_tracing(filter: &str, json: bool) {
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    if json {
+        let _ = builder.json().flatten_event(true).try_init();
+    } else {
+        let _ = builder.try_init();
+    }
+}
+
+/// Connects to the configured database (starting the private cluster when there is no
+/// `DATABASE_URL`) and migrates it.
+///
+/// # Errors
+/// Start-up failures, with what to do.
+pub async fn open_database(config: &Config) -> anyhow::Result<(Pools, Option<PrivateCluster>)> {
+    match &config.database_url {
+        Some(url) => {
+            let pools = pg::bootstrap_url(url, config.app_db_password.as_deref(), config.max_connections).await?;
+            Ok((pools, None))
+        }
+        None => {
+            let cluster_dir = config.data_dir.join("postgres");
+            let cluster = tokio::task::spawn_blocking(move || PrivateCluster::ensure(&cluster_dir)).await??;
+            tracing::info!(url = %cluster.superuser_url(pg::DATABASE), "private PostgreSQL cluster ready");
+            let pools = pg::bootstrap_private(&cluster, config.max_connections).await?;
+            Ok((pools, Some(cluster)))
+        }
+    }
+}
+
+/// The token signing secret: `FLEETFRONT_JWT_SECRET`, or one generated once and kept in the
+/// data folder (mode 0600).
+///
+/// # Errors
+/// File errors, or a secret shorter than 32 bytes.
+pub fn signing_keys(data_dir: &Path) -> anyhow::Result<Keys> {
+    if let Ok(secret) = std::env::var("FLEETFRONT_JWT_SECRET") {
+        return Keys::from_secret(secret.as_bytes()).context("invalid FLEETFRONT_JWT_SECRET");
+    }
+    let path = data_dir.join("jwt-secret");
+    let secret = match std::fs::read_to_string(&path) {
+        Ok(s) => s.trim().to_owned(),
+        Err(_) => {
+            std::fs::create_dir_all(data_dir)?;
+            let secret = random_secret();
+            write_private(&path, &secret)?;
+            secret
+        }
+    };
+    Keys::from_secret(secret.as_bytes()).with_context(|| format!("invalid secret in {}", path.display()))
+}
+
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new().create_new(true).write(true).mode(0o600).open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(contents.as_bytes())?;
+    Ok(())
+}
+
+/// Runs the server until Ctrl-C or SIGTERM, then drains requests and stops the private cluster
+/// if this process started it.
+///
+/// # Errors
+/// Start-up failures.
+pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
+    let (pools, cluster) = open_database(&config).await?;
+    let keys = signing_keys(&config.data_dir)?;
+    let state = App::new(Db { pool: pools.app.clone() }, keys, config.base_domain.clone(), config.trust_forwarded_for);
+    if demo {
+        crate::demo::seed(&pools, &state).await?;
+    }
+    let listener = TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+    tracing::info!(address = %listener.local_addr()?, "Fleetfront listening; API docs at /api/v1/docs");
+    let router = crate::app::app(state);
+    let result = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
+    pools.app.close().await;
+    pools.owner.close().await;
+    if let Some(cluster) = cluster {
+        cluster.stop_if_started_here();
+    }
+    result.context("server error")
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+    tracing::info!("shutting down: finishing requests in flight");
+}

@@ -1,0 +1,417 @@
+//! Tenant isolation, proven three ways:
+//! 1. a catalog check of the schema (RLS enabled and forced with policies on every table with a
+//!    `business_id`, tenant id in keys, a runtime role that owns nothing and cannot bypass RLS);
+//! 2. data checks run as the runtime role: with tenant A set, B's rows are invisible and
+//!    unwritable; with no tenant set, nothing is visible;
+//! 3. HTTP: A's token on B's resources answers 404 and leaves an audit row.
+//!
+//! Each check returns its violations instead of panicking, so the tests below can also show
+//! that breaking one policy makes the checks fail.
+
+mod common;
+
+use axum::http::{Method, StatusCode};
+use common::{TestApp, TestDb, PASSWORD};
+use fleetfront_server::db::{set_principal, Tx};
+use serde_json::json;
+use sqlx::{Connection, Row};
+use uuid::Uuid;
+
+/// Tables that carry a `business_id`.
+async fn tenant_tables(db: &TestDb) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND EXISTS ( \
+           SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'business_id' AND NOT a.attisdropped) \
+         ORDER BY 1",
+    )
+    .fetch_all(&db.pools.owner)
+    .await
+    .unwrap()
+}
+
+/// The catalog check: every rule of the tenancy model that the schema itself can show.
+async fn catalog_violations(db: &TestDb) -> Vec<String> {
+    let mut violations = Vec::new();
+    let rows = sqlx::query(
+        "SELECT c.relname::text AS name, c.relrowsecurity AS enabled, c.relforcerowsecurity AS forced, \
+           (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid) AS policies, \
+           (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid AND p.polcmd IN ('*', 'a', 'w') AND p.polwithcheck IS NULL) AS writes_unchecked, \
+           EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
+                   WHERE i.indrelid = c.oid AND i.indisprimary AND a.attname = 'business_id') AS pk_has_tenant \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND EXISTS ( \
+           SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'business_id' AND NOT a.attisdropped)",
+    )
+    .fetch_all(&db.pools.owner)
+    .await
+    .unwrap();
+    assert!(rows.len() >= 10, "expected the tenant tables, found {}", rows.len());
+    for row in rows {
+        let name: String = row.get("name");
+        if !row.get::<bool, _>("enabled") {
+            violations.push(format!("{name}: row level security is not enabled"));
+        }
+        if !row.get::<bool, _>("forced") {
+            violations.push(format!("{name}: row level security is not forced"));
+        }
+        if row.get::<i64, _>("policies") == 0 {
+            violations.push(format!("{name}: has no policy"));
+        }
+        if row.get::<i64, _>("writes_unchecked") > 0 {
+            violations.push(format!("{name}: a policy allows writes without WITH CHECK"));
+        }
+        if !row.get::<bool, _>("pk_has_tenant") {
+            violations.push(format!("{name}: business_id is not part of the primary key"));
+        }
+    }
+    // Foreign keys between tenant tables include business_id.
+    let fks: Vec<(String, String)> = sqlx::query_as(
+        "SELECT c.conrelid::regclass::text, c.conname::text FROM pg_constraint c \
+         WHERE c.contype = 'f' AND c.connamespace = 'public'::regnamespace \
+           AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.confrelid AND a.attname = 'business_id') \
+           AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.conrelid AND a.attname = 'business_id') \
+           AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.conrelid AND a.attnum = ANY(c.conkey) AND a.attname = 'business_id')",
+    )
+    .fetch_all(&db.pools.owner)
+    .await
+    .unwrap();
+    for (table, constraint) in fks {
+        violations.push(format!("{table}: foreign key {constraint} between tenant tables lacks business_id"));
+    }
+    // The runtime role owns nothing and cannot bypass RLS.
+    let role = sqlx::query("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = 'fleetfront_app'")
+        .fetch_one(&db.pools.owner)
+        .await
+        .unwrap();
+    if role.get::<bool, _>("rolsuper") || role.get::<bool, _>("rolbypassrls") {
+        violations.push("fleetfront_app is a superuser or has BYPASSRLS".into());
+    }
+    let owned: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c WHERE c.relowner = (SELECT oid FROM pg_roles WHERE rolname = 'fleetfront_app') \
+         UNION ALL SELECT p.proname::text FROM pg_proc p WHERE p.proowner = (SELECT oid FROM pg_roles WHERE rolname = 'fleetfront_app')",
+    )
+    .fetch_all(&db.pools.owner)
+    .await
+    .unwrap();
+    for name in owned {
+        violations.push(format!("fleetfront_app owns {name}"));
+    }
+    // SECURITY DEFINER functions pin search_path.
+    let definers: Vec<String> = sqlx::query_scalar(
+        "SELECT proname::text FROM pg_proc WHERE pronamespace = 'public'::regnamespace AND prosecdef \
+         AND NOT coalesce(proconfig::text LIKE '%search_path=%', false)",
+    )
+    .fetch_all(&db.pools.owner)
+    .await
+    .unwrap();
+    for name in definers {
+        violations.push(format!("SECURITY DEFINER function {name} does not pin search_path"));
+    }
+    // Views (none yet) must be security_invoker.
+    let views: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c WHERE c.relkind = 'v' AND c.relnamespace = 'public'::regnamespace \
+         AND NOT coalesce(c.reloptions::text LIKE '%security_invoker=true%', false)",
+    )
+    .fetch_all(&db.pools.owner)
+    .await
+    .unwrap();
+    for name in views {
+        violations.push(format!("view {name} is not security_invoker"));
+    }
+    violations
+}
+
+/// Two onboarded businesses with rows in every tenant table.
+struct World {
+    t: TestApp,
+    a: Uuid,
+    b: Uuid,
+    a_owner: String,
+    a_owner_id: Uuid,
+    b_owner_id: Uuid,
+}
+
+async fn world() -> World {
+    let t = TestApp::new().await;
+    let admin = t.admin_token().await;
+    let (a, a_owner) = t.business(&admin, "store-a", "growth").await;
+    let (b, b_owner) = t.business(&admin, "store-b", "growth").await;
+    for (token, store) in [(&a_owner, "store-a"), (&b_owner, "store-b")] {
+        t.send(Method::PATCH, "/api/v1/business/storefront", Some(token), Some(json!({"is_published": true})))
+            .await
+            .expect(StatusCode::OK);
+        t.send(Method::POST, "/api/v1/business/roles", Some(token), Some(json!({"key": "cashier", "name": "Cashier", "permissions": ["orders.read"]})))
+            .await
+            .expect(StatusCode::CREATED);
+        t.send(
+            Method::POST,
+            "/api/v1/auth/customer/register",
+            None,
+            Some(json!({"store": store, "email": "same@customer.test", "password": PASSWORD, "full_name": "Same Person"})),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    }
+    let owner_id = |email: &str| {
+        let pool = t.db.pools.owner.clone();
+        let email = email.to_owned();
+        async move { sqlx::query_scalar::<_, Uuid>("SELECT id FROM users WHERE email = $1").bind(email).fetch_one(&pool).await.unwrap() }
+    };
+    let a_owner_id = owner_id("owner@store-a.test").await;
+    let b_owner_id = owner_id("owner@store-b.test").await;
+    World { t, a, b, a_owner, a_owner_id, b_owner_id }
+}
+
+async fn begin(db: &TestDb, kind: &str, business: Option<Uuid>) -> Tx {
+    let mut tx = db.pools.app.begin().await.unwrap();
+    if !kind.is_empty() {
+        set_principal(&mut tx, kind, None, None, business).await.unwrap();
+    }
+    tx
+}
+
+/// Runs `sql` in a savepoint; Ok(rows affected) or Err(SQLSTATE).
+async fn attempt(tx: &mut Tx, sql: &str, binds: &[Uuid]) -> Result<u64, String> {
+    sqlx::query("SAVEPOINT attempt").execute(&mut **tx).await.unwrap();
+    let mut query = sqlx::query(sql);
+    for b in binds {
+        query = query.bind(*b);
+    }
+    let result = query.execute(&mut **tx).await;
+    sqlx::query("ROLLBACK TO SAVEPOINT attempt").execute(&mut **tx).await.unwrap();
+    result.map(|r| r.rows_affected()).map_err(|e| match e {
+        sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()).unwrap_or_default(),
+        other => other.to_string(),
+    })
+}
+
+/// The data check, as the runtime role. Returns violations.
+async fn data_violations(w: &World) -> Vec<String> {
+    let db = &w.t.db;
+    let mut violations = Vec::new();
+    let tables = tenant_tables(db).await;
+    for table in &tables {
+        // The check is only meaningful when both tenants have rows.
+        let (ra, rb): (i64, i64) = sqlx::query_as(&format!(
+            "SELECT count(*) FILTER (WHERE business_id = $1), count(*) FILTER (WHERE business_id = $2) FROM {table}"
+        ))
+        .bind(w.a)
+        .bind(w.b)
+        .fetch_one(&db.pools.owner)
+        .await
+        .unwrap();
+        assert!(ra > 0 && rb > 0, "{table} needs rows of both tenants for the check (a={ra}, b={rb})");
+
+        for kind in ["staff", "customer", "auth", "audit", "driver"] {
+            let mut tx = begin(db, kind, Some(w.a)).await;
+            let foreign: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table} WHERE business_id <> $1"))
+                .bind(w.a)
+                .fetch_one(&mut *tx)
+                .await
+                .unwrap();
+            if foreign > 0 {
+                violations.push(format!("{table}: {kind} of A sees {foreign} rows of another business"));
+            }
+            match attempt(&mut tx, &format!("UPDATE {table} SET business_id = business_id WHERE business_id = $1"), &[w.b]).await {
+                Ok(0) | Err(_) => {}
+                Ok(n) => violations.push(format!("{table}: {kind} of A updated {n} rows of B")),
+            }
+            match attempt(&mut tx, &format!("DELETE FROM {table} WHERE business_id = $1"), &[w.b]).await {
+                Ok(0) | Err(_) => {}
+                Ok(n) => violations.push(format!("{table}: {kind} of A deleted {n} rows of B")),
+            }
+            tx.rollback().await.unwrap();
+        }
+
+        // Writing a row into B, or moving one of A's rows to B, is refused. The copy is made
+        // by the owner; the runtime role (as A's staff) tries to insert it.
+        let copy: Option<serde_json::Value> = sqlx::query_scalar(&format!(
+            "SELECT to_jsonb(t) FROM {table} t WHERE business_id = $1 LIMIT 1"
+        ))
+        .bind(w.a)
+        .fetch_optional(&db.pools.owner)
+        .await
+        .unwrap();
+        let mut tx = begin(db, "staff", Some(w.a)).await;
+        if let Some(mut row) = copy {
+            row["business_id"] = json!(w.b);
+            if row.get("id").is_some() {
+                row["id"] = json!(Uuid::now_v7());
+            }
+            let sql = format!("INSERT INTO {table} SELECT * FROM jsonb_populate_record(NULL::{table}, $1::text::jsonb)");
+            sqlx::query("SAVEPOINT attempt").execute(&mut *tx).await.unwrap();
+            let result = sqlx::query(&sql).bind(row.to_string()).execute(&mut *tx).await;
+            sqlx::query("ROLLBACK TO SAVEPOINT attempt").execute(&mut *tx).await.unwrap();
+            if result.is_ok() {
+                violations.push(format!("{table}: A's staff inserted a row into B"));
+            }
+        }
+        if let Ok(n @ 1..) = attempt(&mut tx, &format!("UPDATE {table} SET business_id = $2 WHERE business_id = $1"), &[w.a, w.b]).await {
+            violations.push(format!("{table}: A's staff moved {n} rows to B"));
+        }
+        tx.rollback().await.unwrap();
+
+        // No principal: nothing visible.
+        let mut tx = begin(db, "", None).await;
+        let visible: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}")).fetch_one(&mut *tx).await.unwrap();
+        if visible > 0 {
+            violations.push(format!("{table}: {visible} rows visible with no principal"));
+        }
+        tx.rollback().await.unwrap();
+    }
+    violations
+}
+
+#[tokio::test]
+async fn schema_passes_the_catalog_check() {
+    let db = common::fresh_db().await;
+    let violations = catalog_violations(&db).await;
+    assert!(violations.is_empty(), "{violations:#?}");
+}
+
+#[tokio::test]
+async fn runtime_role_sees_and_writes_only_its_tenant() {
+    let w = world().await;
+    let violations = data_violations(&w).await;
+    assert!(violations.is_empty(), "{violations:#?}");
+}
+
+#[tokio::test]
+async fn disabling_one_tables_rls_is_caught_by_both_checks() {
+    let w = world().await;
+    let mut su = w.t.db.superuser().await;
+    sqlx::query("ALTER TABLE roles NO FORCE ROW LEVEL SECURITY").execute(&mut su).await.unwrap();
+    sqlx::query("ALTER TABLE roles DISABLE ROW LEVEL SECURITY").execute(&mut su).await.unwrap();
+    su.close().await.unwrap();
+    let catalog = catalog_violations(&w.t.db).await;
+    assert!(catalog.iter().any(|v| v.starts_with("roles: row level security is not enabled")), "{catalog:#?}");
+    let data = data_violations(&w).await;
+    assert!(data.iter().any(|v| v.starts_with("roles:") && v.contains("sees")), "{data:#?}");
+}
+
+#[tokio::test]
+async fn a_permissive_policy_is_caught_by_the_data_check() {
+    let w = world().await;
+    let mut su = w.t.db.superuser().await;
+    sqlx::query("DROP POLICY tenant_staff ON memberships").execute(&mut su).await.unwrap();
+    sqlx::query("CREATE POLICY tenant_staff ON memberships USING (true) WITH CHECK (true)").execute(&mut su).await.unwrap();
+    su.close().await.unwrap();
+    let data = data_violations(&w).await;
+    assert!(data.iter().any(|v| v.starts_with("memberships:") && v.contains("sees")), "{data:#?}");
+    assert!(data.iter().any(|v| v.starts_with("memberships:") && v.contains("no principal")), "{data:#?}");
+}
+
+#[tokio::test]
+async fn dropping_a_policy_is_caught_by_the_catalog_check() {
+    let db = common::fresh_db().await;
+    let mut su = db.superuser().await;
+    sqlx::query("DROP POLICY tenant_customer_tokens ON customer_refresh_tokens").execute(&mut su).await.unwrap();
+    sqlx::query("ALTER TABLE outbox_messages NO FORCE ROW LEVEL SECURITY").execute(&mut su).await.unwrap();
+    su.close().await.unwrap();
+    let violations = catalog_violations(&db).await;
+    assert!(violations.contains(&"customer_refresh_tokens: has no policy".to_owned()), "{violations:#?}");
+    assert!(violations.contains(&"outbox_messages: row level security is not forced".to_owned()), "{violations:#?}");
+}
+
+#[tokio::test]
+async fn runtime_role_cannot_change_or_delete_audit_rows() {
+    let w = world().await;
+    let mut tx = begin(&w.t.db, "staff", Some(w.a)).await;
+    let visible: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log").fetch_one(&mut *tx).await.unwrap();
+    assert!(visible > 0, "A's staff sees A's audit rows");
+    let update = attempt(&mut tx, "UPDATE audit_log SET action = 'x' WHERE business_id = $1", &[w.a]).await;
+    assert_eq!(update, Err("42501".into()), "no UPDATE privilege");
+    let delete = attempt(&mut tx, "DELETE FROM audit_log WHERE business_id = $1", &[w.a]).await;
+    assert_eq!(delete, Err("42501".into()), "no DELETE privilege");
+    tx.rollback().await.unwrap();
+    // Even the owner cannot rewrite history: the trigger refuses.
+    let owner_delete = sqlx::query("DELETE FROM audit_log").execute(&w.t.db.pools.owner).await;
+    assert!(owner_delete.is_err(), "the append-only trigger refuses deletes");
+}
+
+async fn denied_audit_rows(w: &World, path: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE business_id = $1 AND outcome = 'denied' AND action LIKE '%' || $2")
+        .bind(w.a)
+        .bind(path)
+        .fetch_one(&w.t.db.pools.owner)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn http_cross_tenant_access_is_404_and_audited() {
+    let w = world().await;
+    let t = &w.t;
+    let b_roles: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM roles WHERE business_id = $1").bind(w.b).fetch_all(&t.db.pools.owner).await.unwrap();
+    let b_custom_role: Uuid = sqlx::query_scalar("SELECT id FROM roles WHERE business_id = $1 AND key = 'cashier'").bind(w.b).fetch_one(&t.db.pools.owner).await.unwrap();
+    assert!(!b_roles.is_empty());
+    // Collection endpoints scoped by the token show only A's data (checked before A's own
+    // attempts below put B's ids into A's audit log).
+    for path in ["/api/v1/business/storefront", "/api/v1/business/staff", "/api/v1/business/roles", "/api/v1/business/audit-log"] {
+        let body = t.send(Method::GET, path, Some(&w.a_owner), None).await.expect(StatusCode::OK).to_string();
+        assert!(!body.contains(&w.b.to_string()), "{path} leaks B's id");
+        assert!(!body.contains(&w.b_owner_id.to_string()), "{path} leaks B's owner");
+        assert!(!body.contains("store-b"), "{path} leaks B's subdomain");
+        for role in &b_roles {
+            assert!(!body.contains(&role.to_string()), "{path} leaks B's role");
+        }
+    }
+    let cases = [
+        (Method::PATCH, format!("/api/v1/business/staff/{}", w.b_owner_id), Some(json!({"role": "staff"}))),
+        (Method::DELETE, format!("/api/v1/business/staff/{}", w.b_owner_id), None),
+        (Method::PATCH, format!("/api/v1/business/roles/{b_custom_role}"), Some(json!({"name": "Hacked"}))),
+        (Method::DELETE, format!("/api/v1/business/roles/{b_custom_role}"), None),
+    ];
+    for (method, path, body) in cases {
+        let before = denied_audit_rows(&w, &path).await;
+        let reply = t.send(method.clone(), &path, Some(&w.a_owner), body).await;
+        reply.expect_problem(StatusCode::NOT_FOUND, "not_found");
+        assert_eq!(denied_audit_rows(&w, &path).await, before + 1, "{method} {path} was not audited");
+    }
+    // B is untouched.
+    let b_owner_role: String = sqlx::query_scalar(
+        "SELECT r.key FROM memberships m JOIN roles r ON r.business_id = m.business_id AND r.id = m.role_id WHERE m.business_id = $1 AND m.user_id = $2",
+    )
+    .bind(w.b)
+    .bind(w.b_owner_id)
+    .fetch_one(&t.db.pools.owner)
+    .await
+    .unwrap();
+    assert_eq!(b_owner_role, "owner");
+    let name: String = sqlx::query_scalar("SELECT name FROM roles WHERE business_id = $1 AND id = $2").bind(w.b).bind(b_custom_role).fetch_one(&t.db.pools.owner).await.unwrap();
+    assert_eq!(name, "Cashier");
+
+    assert!(w.a_owner_id != w.b_owner_id);
+}
+
+#[tokio::test]
+async fn staff_and_customers_cannot_use_admin_endpoints() {
+    let w = world().await;
+    let t = &w.t;
+    let customer = t
+        .send(Method::POST, "/api/v1/auth/customer/login", None, Some(json!({"store": "store-a", "email": "same@customer.test", "password": PASSWORD})))
+        .await
+        .expect(StatusCode::OK)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for token in [&w.a_owner, &customer] {
+        for (method, path) in [
+            (Method::GET, "/api/v1/admin/businesses".to_owned()),
+            (Method::GET, format!("/api/v1/admin/businesses/{}", w.b)),
+            (Method::GET, "/api/v1/admin/platform-metrics".to_owned()),
+            (Method::GET, "/api/v1/admin/plans".to_owned()),
+        ] {
+            t.send(method, &path, Some(token), None).await.expect_problem(StatusCode::FORBIDDEN, "forbidden");
+        }
+    }
+    // Customers cannot use the business API of their own store either.
+    t.send(Method::GET, "/api/v1/business/staff", Some(&customer), None).await.expect_problem(StatusCode::FORBIDDEN, "forbidden");
+    let denied: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE business_id = $1 AND outcome = 'denied'")
+        .bind(w.a)
+        .fetch_one(&t.db.pools.owner)
+        .await
+        .unwrap();
+    assert!(denied >= 9, "every refusal is audited, found {denied}");
+}
