@@ -434,7 +434,9 @@ BEGIN
           JOIN roles r ON r.business_id = m.business_id AND r.id = m.role_id
          WHERE u.id = p_user AND u.kind = 'staff';
     ELSE
-        RETURN QUERY SELECT u.session_version, u.status = 'active', true, NULL::text, ARRAY[]::text[]
+        -- A pending account (a driver awaiting approval) may sign in and complete onboarding;
+        -- what it may not do yet (go online) is decided by the endpoints that need approval.
+        RETURN QUERY SELECT u.session_version, u.status <> 'suspended', true, NULL::text, ARRAY[]::text[]
           FROM users u WHERE u.id = p_user AND u.kind = p_kind;
     END IF;
 END $$;

@@ -38,4 +38,10 @@ else
   echo "test PostgreSQL: temporary cluster in $tmp"
 fi
 
+# The domain core must keep building for the web (wasm32), where clients will run it too.
+if [ $# -eq 0 ]; then
+  rustup target list --installed 2>/dev/null | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+  cargo check --locked -p fleetfront-domain --target wasm32-unknown-unknown
+fi
+
 cargo test --workspace --locked "$@"

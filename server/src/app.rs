@@ -11,7 +11,8 @@ use fleetfront_domain::auth::{Claims, TokenType};
 use fleetfront_domain::ErrorCode;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_http::LatencyUnit;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -51,7 +52,13 @@ impl std::ops::Deref for App {
 impl App {
     /// Builds the state.
     pub fn new(db: Db, keys: Keys, base_domain: String, trust_forwarded_for: bool) -> App {
-        App(Arc::new(AppInner { db, keys, base_domain, clock: Clock::default(), trust_forwarded_for }))
+        App(Arc::new(AppInner {
+            db,
+            keys,
+            base_domain,
+            clock: Clock::default(),
+            trust_forwarded_for,
+        }))
     }
 
     /// The public URL of a storefront.
@@ -81,7 +88,12 @@ impl utoipa::Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
         );
     }
 }
@@ -111,10 +123,13 @@ pub fn app(state: App) -> Router {
         .layer(axum::Extension(trust))
         .layer(CatchPanicLayer::custom(|_| Error::unexpected(anyhow::anyhow!("handler panicked")).into_response()))
         .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &Request| {
-                let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-                tracing::info_span!("request", method = %request.method(), uri = %request.uri().path(), request_id)
-            }),
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request| {
+                    let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+                    tracing::info_span!("request", method = %request.method(), uri = %request.uri().path(), request_id)
+                })
+                .on_request(())
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO).latency_unit(LatencyUnit::Micros)),
         )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
@@ -129,7 +144,11 @@ async fn not_found() -> Response {
 }
 
 async fn method_not_allowed(method: Method) -> Response {
-    Error::new(ErrorCode::MethodNotAllowed, format!("{method} is not allowed on this path")).into_response()
+    Error::new(
+        ErrorCode::MethodNotAllowed,
+        format!("{method} is not allowed on this path"),
+    )
+    .into_response()
 }
 
 /// Decodes the bearer token (when present) for the handlers, and writes an audit row for every
@@ -143,13 +162,20 @@ async fn authenticate(State(app): State<App>, mut request: Request, next: Next) 
     let bearer = request
         .headers()
         .get(header::AUTHORIZATION)
-        .map(|v| v.to_str().ok().and_then(|s| s.strip_prefix("Bearer ")).map(str::trim).map(str::to_owned));
+        .map(|v| v.to_str().ok().and_then(bearer_token).map(str::to_owned));
     let claims: Option<Arc<Claims>> = match bearer {
         None => None,
         Some(None) => {
-            return deny(&app, &ctx, None, &action, Error::unauthenticated("the Authorization header must be Bearer <token>")).await;
+            return deny(
+                &app,
+                &ctx,
+                None,
+                &action,
+                Error::unauthenticated("the Authorization header must be Bearer <token>"),
+            )
+            .await;
         }
-        Some(Some(token)) => match app.keys.verify(&token, TokenType::Access) {
+        Some(Some(token)) => match app.keys.verify(&token, TokenType::Access, app.clock.now()) {
             Ok(claims) => Some(Arc::new(claims)),
             Err(e) => return deny(&app, &ctx, None, &action, e).await,
         },
@@ -158,7 +184,9 @@ async fn authenticate(State(app): State<App>, mut request: Request, next: Next) 
         request.extensions_mut().insert(claims.clone());
     }
     let response = next.run(request).await;
-    if let Some(crate::error::Denied(code)) = response.extensions().get::<crate::error::Denied>().copied() {
+    if let Some(crate::error::Denied(code)) =
+        response.extensions().get::<crate::error::Denied>().copied()
+    {
         let event = Event::denied(&action, serde_json::json!({ "code": code.as_str() }));
         if let Err(e) = audit::record_denial(&app.db, &ctx, claims.as_deref(), event).await {
             tracing::error!(error = %e, "could not audit a denied attempt");
@@ -167,7 +195,13 @@ async fn authenticate(State(app): State<App>, mut request: Request, next: Next) 
     response
 }
 
-async fn deny(app: &App, ctx: &Ctx, claims: Option<&Claims>, action: &str, error: Error) -> Response {
+async fn deny(
+    app: &App,
+    ctx: &Ctx,
+    claims: Option<&Claims>,
+    action: &str,
+    error: Error,
+) -> Response {
     let event = Event::denied(action, serde_json::json!({ "code": error.code().as_str() }));
     if let Err(e) = audit::record_denial(&app.db, ctx, claims, event).await {
         tracing::error!(error = %e, "could not audit a denied attempt");
@@ -175,4 +209,27 @@ async fn deny(app: &App, ctx: &Ctx, claims: Option<&Claims>, action: &str, error
     let mut response = error.into_response();
     response.extensions_mut().remove::<crate::error::Denied>();
     response
+}
+
+/// The token of an `Authorization: Bearer <token>` header; the scheme is case-insensitive
+/// (RFC 9110 §11.1).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("BEARER  abc "), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer "), None);
+        assert_eq!(bearer_token("abc"), None);
+    }
 }

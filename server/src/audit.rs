@@ -23,23 +23,41 @@ pub struct Who {
 
 impl Who {
     /// An unauthenticated caller.
-    pub const ANONYMOUS: Who = Who { kind: "anonymous", id: None };
+    pub const ANONYMOUS: Who = Who {
+        kind: "anonymous",
+        id: None,
+    };
 }
 
 impl From<&Actor> for Who {
     fn from(actor: &Actor) -> Self {
         match actor {
-            Actor::Admin { user } => Who { kind: "admin", id: Some(user.0) },
-            Actor::Staff { user, .. } => Who { kind: "staff", id: Some(user.0) },
-            Actor::Customer { customer, .. } => Who { kind: "customer", id: Some(customer.0) },
-            Actor::Driver { user } => Who { kind: "driver", id: Some(user.0) },
+            Actor::Admin { user } => Who {
+                kind: "admin",
+                id: Some(user.0),
+            },
+            Actor::Staff { user, .. } => Who {
+                kind: "staff",
+                id: Some(user.0),
+            },
+            Actor::Customer { customer, .. } => Who {
+                kind: "customer",
+                id: Some(customer.0),
+            },
+            Actor::Driver { user } => Who {
+                kind: "driver",
+                id: Some(user.0),
+            },
         }
     }
 }
 
 impl From<&Claims> for Who {
     fn from(claims: &Claims) -> Self {
-        Who { kind: claims.kind.as_str(), id: Some(claims.sub) }
+        Who {
+            kind: claims.kind.as_str(),
+            id: Some(claims.sub),
+        }
     }
 }
 
@@ -72,7 +90,13 @@ impl<'a> Event<'a> {
 
     /// A denied attempt.
     pub fn denied(action: &'a str, details: Value) -> Self {
-        Event { action, outcome: "denied", resource_type: None, resource_id: None, details }
+        Event {
+            action,
+            outcome: "denied",
+            resource_type: None,
+            resource_id: None,
+            details,
+        }
     }
 
     /// Adds details.
@@ -87,7 +111,13 @@ impl<'a> Event<'a> {
 ///
 /// # Errors
 /// Database errors.
-pub async fn record(tx: &mut Tx, ctx: &Ctx, who: Who, business: Option<BusinessId>, event: Event<'_>) -> Result<()> {
+pub async fn record(
+    tx: &mut Tx,
+    ctx: &Ctx,
+    who: Who,
+    business: Option<BusinessId>,
+    event: Event<'_>,
+) -> Result<()> {
     match business {
         Some(business) => {
             sqlx::query(
@@ -135,7 +165,12 @@ pub async fn record(tx: &mut Tx, ctx: &Ctx, who: Who, business: Option<BusinessI
 ///
 /// # Errors
 /// Database errors.
-pub async fn record_denial(db: &Db, ctx: &Ctx, claims: Option<&Claims>, event: Event<'_>) -> Result<()> {
+pub async fn record_denial(
+    db: &Db,
+    ctx: &Ctx,
+    claims: Option<&Claims>,
+    event: Event<'_>,
+) -> Result<()> {
     let mut tx = db.begin_anonymous().await?;
     let (who, business) = match claims {
         Some(c) => (Who::from(c), c.business_id),

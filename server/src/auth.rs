@@ -26,6 +26,9 @@ use crate::error::{Error, Result};
 /// The issuer claim of every token.
 pub const ISSUER: &str = "fleetfront";
 
+/// Tolerated clock difference between server instances when checking expiry.
+pub const CLOCK_LEEWAY_SECS: i64 = 5;
+
 /// Signing keys.
 #[derive(Clone)]
 pub struct Keys {
@@ -60,7 +63,10 @@ impl Keys {
     /// # Errors
     /// When the secret is too short.
     pub fn from_secret(secret: &[u8]) -> anyhow::Result<Keys> {
-        anyhow::ensure!(secret.len() >= 32, "the token signing secret must be at least 32 bytes");
+        anyhow::ensure!(
+            secret.len() >= 32,
+            "the token signing secret must be at least 32 bytes"
+        );
         Ok(Keys {
             encoding: Arc::new(EncodingKey::from_secret(secret)),
             decoding: Arc::new(DecodingKey::from_secret(secret)),
@@ -94,28 +100,38 @@ impl Keys {
             .expect("HS256 signing of serializable claims cannot fail")
     }
 
-    /// Verifies a token and requires type `typ`.
+    /// Verifies a token at `now` and requires type `typ`. Expiry is checked against the
+    /// server's clock (not the library's), so every time rule follows one clock.
     ///
     /// # Errors
     /// `token_expired` for an expired token, `unauthenticated` for anything else wrong.
-    pub fn verify(&self, token: &str, typ: TokenType) -> Result<Claims> {
+    pub fn verify(&self, token: &str, typ: TokenType, now: DateTime<Utc>) -> Result<Claims> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.algorithms = vec![Algorithm::HS256];
         validation.set_audience(&[AUDIENCE]);
         validation.set_issuer(&[ISSUER]);
         validation.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
-        validation.leeway = 5;
-        validation.validate_exp = true;
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).map_err(|e| {
-            match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
-                    Error::new(ErrorCode::TokenExpired, "the access token has expired; refresh it")
-                }
+        validation.leeway = 0;
+        validation.validate_exp = false;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).map_err(
+            |e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => Error::new(
+                    ErrorCode::TokenExpired,
+                    "the access token has expired; refresh it",
+                ),
                 _ => Error::unauthenticated("the token is not valid"),
-            }
-        })?;
+            },
+        )?;
+        if data.claims.exp + CLOCK_LEEWAY_SECS <= now.timestamp() {
+            return Err(Error::new(
+                ErrorCode::TokenExpired,
+                "the access token has expired; refresh it",
+            ));
+        }
         if data.claims.typ != typ {
-            return Err(Error::unauthenticated("the token is not valid for this use"));
+            return Err(Error::unauthenticated(
+                "the token is not valid for this use",
+            ));
         }
         Ok(data.claims)
     }
@@ -167,8 +183,13 @@ static DUMMY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
 pub async fn verify_secret(secret: String, hash: Option<String>) -> Result<bool> {
     tokio::task::spawn_blocking(move || {
         let stored = hash.unwrap_or_else(|| DUMMY_HASH.clone());
-        let parsed = PasswordHash::new(&stored).map_err(|e| anyhow::anyhow!("stored hash is invalid: {e}"))?;
-        Ok::<bool, anyhow::Error>(Argon2::default().verify_password(secret.as_bytes(), &parsed).is_ok())
+        let parsed = PasswordHash::new(&stored)
+            .map_err(|e| anyhow::anyhow!("stored hash is invalid: {e}"))?;
+        Ok::<bool, anyhow::Error>(
+            Argon2::default()
+                .verify_password(secret.as_bytes(), &parsed)
+                .is_ok(),
+        )
     })
     .await
     .map_err(Error::unexpected)?
@@ -201,15 +222,35 @@ mod tests {
     }
 
     fn spec() -> TokenSpec {
-        TokenSpec { sub: Uuid::nil(), kind: AccountKind::Admin, business_id: None, role: None, session_version: 1 }
+        TokenSpec {
+            sub: Uuid::nil(),
+            kind: AccountKind::Admin,
+            business_id: None,
+            role: None,
+            session_version: 1,
+        }
     }
 
     #[test]
     fn round_trip_and_type_check() {
         let now = Utc::now();
         let token = keys().sign(&spec(), TokenType::Access, None, now, 60);
-        assert_eq!(keys().verify(&token, TokenType::Access).expect("valid").sub, Uuid::nil());
-        assert!(keys().verify(&token, TokenType::Elevated).is_err());
+        assert_eq!(
+            keys()
+                .verify(&token, TokenType::Access, now)
+                .expect("valid")
+                .sub,
+            Uuid::nil()
+        );
+        assert!(keys().verify(&token, TokenType::Elevated, now).is_err());
+        let later = now + chrono::Duration::seconds(60 + CLOCK_LEEWAY_SECS);
+        assert_eq!(
+            keys()
+                .verify(&token, TokenType::Access, later)
+                .expect_err("expired")
+                .code(),
+            ErrorCode::TokenExpired
+        );
     }
 
     #[test]
@@ -217,7 +258,13 @@ mod tests {
         assert!(Keys::from_secret(b"short").is_err());
         let token = keys().sign(&spec(), TokenType::Access, None, Utc::now(), 60);
         let other = Keys::from_secret(&[8u8; 32]).expect("long enough");
-        assert_eq!(other.verify(&token, TokenType::Access).expect_err("wrong key").code(), ErrorCode::Unauthenticated);
+        assert_eq!(
+            other
+                .verify(&token, TokenType::Access, Utc::now())
+                .expect_err("wrong key")
+                .code(),
+            ErrorCode::Unauthenticated
+        );
     }
 
     #[test]

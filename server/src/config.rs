@@ -91,7 +91,11 @@ impl Config {
         let listen = listen_raw.parse::<SocketAddr>().with_context(|| {
             format!("invalid listen address {listen_raw:?} (--listen / FLEETFRONT_LISTEN): expected host:port such as 127.0.0.1:8080")
         })?;
-        let database_url = overrides.database_url.clone().or_else(|| env("DATABASE_URL")).or(file.database_url);
+        let database_url = overrides
+            .database_url
+            .clone()
+            .or_else(|| env("DATABASE_URL"))
+            .or(file.database_url);
         if let Some(url) = &database_url {
             if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
                 bail!("invalid DATABASE_URL: expected postgres://user:password@host:port/database");
@@ -103,11 +107,15 @@ impl Config {
             .or_else(|| env("FLEETFRONT_DATA_DIR").map(PathBuf::from))
             .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from(".fleetfront"));
-        let base_domain = env("FLEETFRONT_BASE_DOMAIN").or(file.base_domain).unwrap_or_else(|| "localhost".to_owned());
+        let base_domain = env("FLEETFRONT_BASE_DOMAIN")
+            .or(file.base_domain)
+            .unwrap_or_else(|| "localhost".to_owned());
         if base_domain.is_empty() || base_domain.contains('/') || base_domain.contains(' ') {
             bail!("invalid FLEETFRONT_BASE_DOMAIN {base_domain:?}: expected a host name such as fleetfront.app");
         }
-        let log_format = env("FLEETFRONT_LOG_FORMAT").or(file.log_format).unwrap_or_else(|| "text".to_owned());
+        let log_format = env("FLEETFRONT_LOG_FORMAT")
+            .or(file.log_format)
+            .unwrap_or_else(|| "text".to_owned());
         let log_json = match log_format.as_str() {
             "text" => false,
             "json" => true,
@@ -129,7 +137,9 @@ impl Config {
             app_db_password: env("FLEETFRONT_APP_DB_PASSWORD").or(file.app_db_password),
             data_dir,
             base_domain,
-            log: env("FLEETFRONT_LOG").or(file.log).unwrap_or_else(|| "info".to_owned()),
+            log: env("FLEETFRONT_LOG")
+                .or(file.log)
+                .unwrap_or_else(|| "info".to_owned()),
             log_json,
             trust_forwarded_for,
             max_connections,
@@ -157,8 +167,11 @@ mod tests {
 
     #[test]
     fn bad_listen_address_is_named() {
-        let err = Config::load(&Overrides { listen: Some("nonsense".into()), ..Overrides::default() })
-            .expect_err("must fail");
+        let err = Config::load(&Overrides {
+            listen: Some("nonsense".into()),
+            ..Overrides::default()
+        })
+        .expect_err("must fail");
         assert!(err.to_string().contains("FLEETFRONT_LISTEN"), "{err}");
     }
 
@@ -168,8 +181,11 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("temp dir");
         let path = dir.join("c.toml");
         std::fs::write(&path, "listne = \"127.0.0.1:1\"\n").expect("write");
-        let err = Config::load(&Overrides { config_file: Some(path), ..Overrides::default() })
-            .expect_err("must fail");
+        let err = Config::load(&Overrides {
+            config_file: Some(path),
+            ..Overrides::default()
+        })
+        .expect_err("must fail");
         assert!(format!("{err:#}").contains("listne"), "{err:#}");
     }
 
@@ -178,8 +194,16 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ff-config-ok-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let path = dir.join("c.toml");
-        std::fs::write(&path, "listen = \"127.0.0.1:9999\"\nbase_domain = \"shops.test\"\n").expect("write");
-        let config = Config::load(&Overrides { config_file: Some(path), ..Overrides::default() }).expect("valid");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9999\"\nbase_domain = \"shops.test\"\n",
+        )
+        .expect("write");
+        let config = Config::load(&Overrides {
+            config_file: Some(path),
+            ..Overrides::default()
+        })
+        .expect("valid");
         assert_eq!(config.listen.port(), 9999);
     }
 }

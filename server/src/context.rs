@@ -38,7 +38,10 @@ pub async fn middleware(mut request: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-")
         .to_owned();
-    let trust = request.extensions().get::<TrustForwarded>().is_some_and(|t| t.0);
+    let trust = request
+        .extensions()
+        .get::<TrustForwarded>()
+        .is_some_and(|t| t.0);
     let forwarded = trust
         .then(|| {
             request
@@ -49,10 +52,17 @@ pub async fn middleware(mut request: Request, next: Next) -> Response {
                 .and_then(|v| v.trim().parse::<IpAddr>().ok())
         })
         .flatten();
-    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-    let client_address =
-        forwarded.or(peer).map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
-    request.extensions_mut().insert(Ctx { request_id: request_id.clone(), client_address });
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let client_address = forwarded
+        .or(peer)
+        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    request.extensions_mut().insert(Ctx {
+        request_id: request_id.clone(),
+        client_address,
+    });
     REQUEST_ID.scope(request_id, next.run(request)).await
 }
 

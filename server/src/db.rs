@@ -54,27 +54,51 @@ impl Db {
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else {
-            return Err(Error::new(ErrorCode::SessionRevoked, "this session is no longer valid; sign in again"));
+            return Err(Error::new(
+                ErrorCode::SessionRevoked,
+                "this session is no longer valid; sign in again",
+            ));
         };
         let session_version: i64 = row.try_get("session_version")?;
         if session_version != claims.sv {
-            return Err(Error::new(ErrorCode::SessionRevoked, "this session is no longer valid; sign in again"));
+            return Err(Error::new(
+                ErrorCode::SessionRevoked,
+                "this session is no longer valid; sign in again",
+            ));
         }
         if !row.try_get::<bool, _>("account_active")? {
-            return Err(Error::new(ErrorCode::AccountInactive, "this account is not active"));
+            return Err(Error::new(
+                ErrorCode::AccountInactive,
+                "this account is not active",
+            ));
         }
         if row.try_get::<Option<bool>, _>("business_active")? == Some(false) {
-            return Err(Error::new(ErrorCode::BusinessSuspended, "this business is suspended"));
+            return Err(Error::new(
+                ErrorCode::BusinessSuspended,
+                "this business is suspended",
+            ));
         }
         let actor = match (claims.kind, claims.business_id) {
-            (AccountKind::Admin, _) => Actor::Admin { user: UserId(claims.sub) },
-            (AccountKind::Driver, _) => Actor::Driver { user: UserId(claims.sub) },
+            (AccountKind::Admin, _) => Actor::Admin {
+                user: UserId(claims.sub),
+            },
+            (AccountKind::Driver, _) => Actor::Driver {
+                user: UserId(claims.sub),
+            },
             (AccountKind::Staff, Some(business)) => {
                 let keys: Vec<String> = row.try_get("permissions")?;
-                let permissions: PermissionSet = keys.iter().filter_map(|k| Permission::parse(k)).collect();
-                Actor::Staff { user: UserId(claims.sub), business, permissions }
+                let permissions: PermissionSet =
+                    keys.iter().filter_map(|k| Permission::parse(k)).collect();
+                Actor::Staff {
+                    user: UserId(claims.sub),
+                    business,
+                    permissions,
+                }
             }
-            (AccountKind::Customer, Some(business)) => Actor::Customer { customer: CustomerId(claims.sub), business },
+            (AccountKind::Customer, Some(business)) => Actor::Customer {
+                customer: CustomerId(claims.sub),
+                business,
+            },
             _ => return Err(Error::unauthenticated("the token has no business scope")),
         };
         Ok((tx, actor))
@@ -86,7 +110,14 @@ impl Db {
     /// Database errors.
     pub async fn begin_auth(&self, scope: AuthScope) -> Result<Tx> {
         let mut tx = self.pool.begin().await?;
-        set_principal(&mut tx, "auth", scope.user.map(|u| u.0), None, scope.business.map(|b| b.0)).await?;
+        set_principal(
+            &mut tx,
+            "auth",
+            scope.user.map(|u| u.0),
+            None,
+            scope.business.map(|b| b.0),
+        )
+        .await?;
         Ok(tx)
     }
 
@@ -132,12 +163,14 @@ pub struct Clock {
 impl Clock {
     /// Now.
     pub fn now(&self) -> DateTime<Utc> {
-        Utc::now() + chrono::Duration::seconds(self.offset_secs.load(std::sync::atomic::Ordering::Relaxed))
+        Utc::now()
+            + chrono::Duration::seconds(self.offset_secs.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Moves the clock forward (tests).
     pub fn advance(&self, secs: i64) {
-        self.offset_secs.fetch_add(secs, std::sync::atomic::Ordering::Relaxed);
+        self.offset_secs
+            .fetch_add(secs, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -28,16 +28,45 @@ struct DemoStore {
 }
 
 const STORES: &[DemoStore] = &[
-    DemoStore { name: "Pizza Palace", subdomain: "pizzapalace", plan: "starter", currency: "EUR", time_zone: "Europe/Helsinki", location: (60.1699, 24.9384), categories: &["Pizzas", "Drinks", "Desserts"] },
-    DemoStore { name: "Green Grocer", subdomain: "greengrocer", plan: "growth", currency: "EUR", time_zone: "Europe/Berlin", location: (52.52, 13.405), categories: &["Fruit", "Vegetables", "Bakery"] },
-    DemoStore { name: "Sushi Central", subdomain: "sushicentral", plan: "professional", currency: "USD", time_zone: "America/New_York", location: (40.7128, -74.006), categories: &["Nigiri", "Rolls", "Sides"] },
+    DemoStore {
+        name: "Pizza Palace",
+        subdomain: "pizzapalace",
+        plan: "starter",
+        currency: "EUR",
+        time_zone: "Europe/Helsinki",
+        location: (60.1699, 24.9384),
+        categories: &["Pizzas", "Drinks", "Desserts"],
+    },
+    DemoStore {
+        name: "Green Grocer",
+        subdomain: "greengrocer",
+        plan: "growth",
+        currency: "EUR",
+        time_zone: "Europe/Berlin",
+        location: (52.52, 13.405),
+        categories: &["Fruit", "Vegetables", "Bakery"],
+    },
+    DemoStore {
+        name: "Sushi Central",
+        subdomain: "sushicentral",
+        plan: "professional",
+        currency: "USD",
+        time_zone: "America/New_York",
+        location: (40.7128, -74.006),
+        categories: &["Nigiri", "Rolls", "Sides"],
+    },
 ];
 
 /// Creates the platform admin account given, or reports that it exists.
 ///
 /// # Errors
 /// Database errors; an existing account of another kind.
-pub async fn create_admin(pools: &Pools, email: &Email, full_name: &str, password: &str) -> anyhow::Result<bool> {
+pub async fn create_admin(
+    pools: &Pools,
+    email: &Email,
+    full_name: &str,
+    password: &str,
+) -> anyhow::Result<bool> {
     let existing: Option<String> = sqlx::query_scalar("SELECT kind FROM users WHERE email = $1")
         .bind(email.as_str())
         .fetch_optional(&pools.owner)
@@ -47,7 +76,9 @@ pub async fn create_admin(pools: &Pools, email: &Email, full_name: &str, passwor
         Some(kind) => anyhow::bail!("{} already belongs to a {kind} account", email.as_str()),
         None => {}
     }
-    let hash = hash_secret(password.to_owned()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let hash = hash_secret(password.to_owned())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     sqlx::query("INSERT INTO users (id, kind, email, password_hash, full_name, status) VALUES ($1, 'admin', $2, $3, $4, 'active')")
         .bind(new_id())
         .bind(email.as_str())
@@ -65,13 +96,20 @@ pub async fn create_admin(pools: &Pools, email: &Email, full_name: &str, passwor
 pub async fn seed(pools: &Pools, app: &App) -> anyhow::Result<()> {
     let admin_email = Email::parse(ADMIN_EMAIL).expect("valid demo email");
     create_admin(pools, &admin_email, "Demo Admin", PASSWORD).await?;
-    let admin: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users WHERE email = $1").bind(ADMIN_EMAIL).fetch_one(&pools.owner).await?;
-    let password_hash = hash_secret(PASSWORD.to_owned()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let admin: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
+        .bind(ADMIN_EMAIL)
+        .fetch_one(&pools.owner)
+        .await?;
+    let password_hash = hash_secret(PASSWORD.to_owned())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     for store in STORES {
-        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM business_storefront_settings WHERE subdomain = $1)")
-            .bind(store.subdomain)
-            .fetch_one(&pools.owner)
-            .await?;
+        let exists: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM business_storefront_settings WHERE subdomain = $1)",
+        )
+        .bind(store.subdomain)
+        .fetch_one(&pools.owner)
+        .await?;
         if exists {
             continue;
         }
@@ -82,8 +120,13 @@ pub async fn seed(pools: &Pools, app: &App) -> anyhow::Result<()> {
             currency: store.currency.to_owned(),
             time_zone: store.time_zone.to_owned(),
             delivery_radius_m: 5000,
-            location: LocationInput { latitude: store.location.0, longitude: store.location.1 },
-            operating_hours: Some(OperatingHours::every_day("09:00", "22:00").expect("valid hours")),
+            location: LocationInput {
+                latitude: store.location.0,
+                longitude: store.location.1,
+            },
+            operating_hours: Some(
+                OperatingHours::every_day("09:00", "22:00").expect("valid hours"),
+            ),
             plan: store.plan.to_owned(),
             billing_interval: None,
             owner: OwnerInput {
@@ -94,19 +137,38 @@ pub async fn seed(pools: &Pools, app: &App) -> anyhow::Result<()> {
             categories: store.categories.iter().map(|c| (*c).to_owned()).collect(),
             subdomain: store.subdomain.to_owned(),
         };
-        let onboarding = request.parse().map_err(|e| anyhow::anyhow!("demo data invalid: {e:?}"))?;
+        let onboarding = request
+            .parse()
+            .map_err(|e| anyhow::anyhow!("demo data invalid: {e:?}"))?;
         let mut tx = app.db.pool.begin().await?;
-        set_principal(&mut tx, "admin", Some(admin), None, None).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-        let done = tenancy::onboard(&mut tx, app, &onboarding).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-        sqlx::query("UPDATE business_storefront_settings SET is_published = true WHERE business_id = $1")
-            .bind(done.business.0)
-            .execute(&mut *tx)
-            .await?;
-        for (role, who) in [("manager", "manager"), ("dispatcher", "dispatch"), ("staff", "counter")] {
-            let email = Email::parse(&format!("{who}@{}.test", store.subdomain)).expect("valid demo email");
-            let (user, _) = tenancy::find_or_create_staff(&mut tx, &email, &format!("{} {}", store.name, role), Some(password_hash.clone()), app.clock.now())
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        set_principal(&mut tx, "admin", Some(admin), None, None)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let done = tenancy::onboard(&mut tx, app, &onboarding)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        sqlx::query(
+            "UPDATE business_storefront_settings SET is_published = true WHERE business_id = $1",
+        )
+        .bind(done.business.0)
+        .execute(&mut *tx)
+        .await?;
+        for (role, who) in [
+            ("manager", "manager"),
+            ("dispatcher", "dispatch"),
+            ("staff", "counter"),
+        ] {
+            let email =
+                Email::parse(&format!("{who}@{}.test", store.subdomain)).expect("valid demo email");
+            let (user, _) = tenancy::find_or_create_staff(
+                &mut tx,
+                &email,
+                &format!("{} {}", store.name, role),
+                Some(password_hash.clone()),
+                app.clock.now(),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
             sqlx::query("INSERT INTO memberships (business_id, user_id, role_id) SELECT $1, $2, id FROM roles WHERE business_id = $1 AND key = $3")
                 .bind(done.business.0)
                 .bind(user)
@@ -126,11 +188,17 @@ pub async fn seed(pools: &Pools, app: &App) -> anyhow::Result<()> {
                 .await?;
         }
         tx.commit().await?;
-        tracing::info!(store = store.subdomain, plan = store.plan, "demo business created");
+        tracing::info!(
+            store = store.subdomain,
+            plan = store.plan,
+            "demo business created"
+        );
     }
-    let driver_exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE email = 'driver@fleetfront.test')")
-        .fetch_one(&pools.owner)
-        .await?;
+    let driver_exists: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM users WHERE email = 'driver@fleetfront.test')",
+    )
+    .fetch_one(&pools.owner)
+    .await?;
     if !driver_exists {
         sqlx::query("INSERT INTO users (id, kind, email, password_hash, full_name, phone, status) VALUES ($1, 'driver', 'driver@fleetfront.test', $2, 'Demo Driver', '+358409876543', 'active')")
             .bind(new_id())

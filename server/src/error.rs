@@ -29,7 +29,13 @@ pub struct Denied(pub ErrorCode);
 impl Error {
     /// An error with a code and a message safe to show to the caller.
     pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
-        Self { code, detail: detail.into(), errors: Vec::new(), retry_after: None, source: None }
+        Self {
+            code,
+            detail: detail.into(),
+            errors: Vec::new(),
+            retry_after: None,
+            source: None,
+        }
     }
 
     /// `not_found` for a resource; used both for absent rows and for rows of another tenant,
@@ -54,7 +60,10 @@ impl Error {
             [one] => format!("{}: {}", one.field, one.message),
             _ => format!("{} fields are invalid", errors.0.len()),
         };
-        Self { errors: errors.0, ..Self::new(ErrorCode::ValidationFailed, detail) }
+        Self {
+            errors: errors.0,
+            ..Self::new(ErrorCode::ValidationFailed, detail)
+        }
     }
 
     /// `validation_failed` for one field.
@@ -68,7 +77,10 @@ impl Error {
     pub fn too_many_attempts(retry_after_secs: i64) -> Self {
         Self {
             retry_after: Some(retry_after_secs),
-            ..Self::new(ErrorCode::TooManyAttempts, "too many failed attempts; try again later")
+            ..Self::new(
+                ErrorCode::TooManyAttempts,
+                "too many failed attempts; try again later",
+            )
         }
     }
 
@@ -76,7 +88,10 @@ impl Error {
     pub fn unexpected(source: impl Into<anyhow::Error>) -> Self {
         Self {
             source: Some(source.into()),
-            ..Self::new(ErrorCode::Internal, "an unexpected error occurred; it has been logged")
+            ..Self::new(
+                ErrorCode::Internal,
+                "an unexpected error occurred; it has been logged",
+            )
         }
     }
 
@@ -97,8 +112,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
     match code {
         MalformedRequest => StatusCode::BAD_REQUEST,
         ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
-        Unauthenticated | TokenExpired | SessionRevoked | InvalidCredentials | InvalidRefreshToken
-        | InvalidPin => StatusCode::UNAUTHORIZED,
+        Unauthenticated | TokenExpired | SessionRevoked | InvalidCredentials
+        | InvalidRefreshToken | InvalidSetupToken | InvalidPin => StatusCode::UNAUTHORIZED,
         Forbidden | ElevationRequired | PlanLimitReached | BusinessSuspended | AccountInactive => {
             StatusCode::FORBIDDEN
         }
@@ -123,8 +138,16 @@ fn is_denial(code: ErrorCode) -> bool {
     use ErrorCode::*;
     matches!(
         code,
-        Unauthenticated | TokenExpired | SessionRevoked | Forbidden | ElevationRequired | NotFound
-            | InvalidPin | PinLocked | BusinessSuspended | AccountInactive
+        Unauthenticated
+            | TokenExpired
+            | SessionRevoked
+            | Forbidden
+            | ElevationRequired
+            | NotFound
+            | InvalidPin
+            | PinLocked
+            | BusinessSuspended
+            | AccountInactive
     )
 }
 
@@ -154,7 +177,10 @@ impl IntoResponse for Error {
         let body = serde_json::to_vec(&problem).expect("problem serializes");
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         if let Some(secs) = problem.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
@@ -194,8 +220,12 @@ impl From<sqlx::Error> for Error {
                         .with_code(ErrorCode::DomainTaken)
                 }
                 Some("users_email_key") | Some("customers_business_id_email_key") => {
-                    return Error::field("email", "taken", "an account with this email already exists")
-                        .with_code(ErrorCode::EmailTaken)
+                    return Error::field(
+                        "email",
+                        "taken",
+                        "an account with this email already exists",
+                    )
+                    .with_code(ErrorCode::EmailTaken)
                 }
                 _ => {}
             }
@@ -203,16 +233,27 @@ impl From<sqlx::Error> for Error {
                 // Row level security refused a write: to the caller the row does not exist.
                 Some("42501") => return Error::not_found("resource"),
                 Some("40001") | Some("40P01") => {
-                    return Error::new(ErrorCode::Unavailable, "the request conflicted with another; retry it")
+                    return Error::new(
+                        ErrorCode::Unavailable,
+                        "the request conflicted with another; retry it",
+                    )
                 }
                 Some("23505") => return Error::new(ErrorCode::Conflict, "this already exists"),
-                Some("23503") => return Error::new(ErrorCode::Conflict, "a referenced record does not exist"),
+                Some("23503") => {
+                    return Error::new(ErrorCode::Conflict, "a referenced record does not exist")
+                }
                 _ => {}
             }
         }
-        if matches!(error, sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed) {
+        if matches!(
+            error,
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
+        ) {
             tracing::warn!(error = %error, "database unavailable");
-            return Error::new(ErrorCode::Unavailable, "the database is unavailable; retry shortly");
+            return Error::new(
+                ErrorCode::Unavailable,
+                "the database is unavailable; retry shortly",
+            );
         }
         Error::unexpected(error)
     }

@@ -1,7 +1,8 @@
 //! Request extractors that turn every kind of bad input into a problem response: JSON bodies
-//! (unknown fields and wrong types → 422, bad syntax → 400, not JSON → 415, too large → 413),
-//! path and query parameters, the bearer token and the PIN elevation header.
+//! (unknown fields, wrong types and non-objects → 422, bad syntax → 400, not JSON → 415, too
+//! large → 413), path and query parameters, the bearer token and the PIN elevation header.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
@@ -11,7 +12,9 @@ use axum::http::StatusCode;
 use fleetfront_domain::auth::{Claims, TokenType};
 use fleetfront_domain::permission::SensitiveAction;
 use fleetfront_domain::ErrorCode;
-use serde::de::DeserializeOwned;
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{DeserializeOwned, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 
 use crate::app::App;
 use crate::error::Error;
@@ -24,10 +27,37 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = Error;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(ApiJson(value)),
+        match axum::Json::<ObjectOnly<T>>::from_request(req, state).await {
+            Ok(axum::Json(ObjectOnly(value))) => Ok(ApiJson(value)),
             Err(rejection) => Err(json_rejection(rejection)),
         }
+    }
+}
+
+/// Deserializes `T` from a JSON object only. serde also builds a struct from a JSON array, field
+/// by field in declaration order with defaults for the missing ones, so without this `[]` would
+/// be accepted as an empty PATCH and `["a", "b"]` as positional fields.
+struct ObjectOnly<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectOnly<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor<T>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+            type Value = T;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map))
+            }
+        }
+
+        deserializer
+            .deserialize_map(ObjectVisitor(PhantomData))
+            .map(ObjectOnly)
     }
 }
 
@@ -35,7 +65,9 @@ fn json_rejection(rejection: JsonRejection) -> Error {
     match rejection {
         JsonRejection::JsonDataError(e) => {
             let text = e.body_text();
-            let detail = text.strip_prefix("Failed to deserialize the JSON body into the target type: ").unwrap_or(&text);
+            let detail = text
+                .strip_prefix("Failed to deserialize the JSON body into the target type: ")
+                .unwrap_or(&text);
             let (field, message) = match detail.split_once(": ") {
                 Some((path, msg)) if !path.contains(' ') => (path.to_owned(), msg.to_owned()),
                 _ => ("body".to_owned(), detail.to_owned()),
@@ -49,10 +81,14 @@ fn json_rejection(rejection: JsonRejection) -> Error {
             };
             Error::field(&field, code, message)
         }
-        JsonRejection::JsonSyntaxError(e) => Error::new(ErrorCode::MalformedRequest, format!("the body is not valid JSON: {}", e.body_text())),
-        JsonRejection::MissingJsonContentType(_) => {
-            Error::new(ErrorCode::UnsupportedMediaType, "send the body as application/json")
-        }
+        JsonRejection::JsonSyntaxError(e) => Error::new(
+            ErrorCode::MalformedRequest,
+            format!("the body is not valid JSON: {}", e.body_text()),
+        ),
+        JsonRejection::MissingJsonContentType(_) => Error::new(
+            ErrorCode::UnsupportedMediaType,
+            "send the body as application/json",
+        ),
         other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             Error::new(ErrorCode::PayloadTooLarge, "the body is too large")
         }
@@ -71,7 +107,12 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|p| ApiPath(p.0))
-            .map_err(|e: PathRejection| Error::new(ErrorCode::MalformedRequest, format!("invalid path parameter: {}", e.body_text())))
+            .map_err(|e: PathRejection| {
+                Error::new(
+                    ErrorCode::MalformedRequest,
+                    format!("invalid path parameter: {}", e.body_text()),
+                )
+            })
     }
 }
 
@@ -103,7 +144,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Auth {
             .get::<Arc<Claims>>()
             .cloned()
             .map(Auth)
-            .ok_or_else(|| Error::unauthenticated("sign in first: send Authorization: Bearer <access token>"))
+            .ok_or_else(|| {
+                Error::unauthenticated("sign in first: send Authorization: Bearer <access token>")
+            })
     }
 }
 
@@ -115,15 +158,29 @@ pub const ELEVATION_HEADER: &str = "x-fleetfront-elevation";
 ///
 /// # Errors
 /// `elevation_required` when absent, expired, or for another action or account.
-pub fn require_elevation(app: &App, parts_headers: &axum::http::HeaderMap, auth: &Auth, action: SensitiveAction) -> Result<(), Error> {
+pub fn require_elevation(
+    app: &App,
+    parts_headers: &axum::http::HeaderMap,
+    auth: &Auth,
+    action: SensitiveAction,
+) -> Result<(), Error> {
     let refuse = || {
         Error::new(
             ErrorCode::ElevationRequired,
-            format!("confirm with your PIN first: POST /api/v1/auth/pin/verify with action {:?}", action.as_str()),
+            format!(
+                "confirm with your PIN first: POST /api/v1/auth/pin/verify with action {:?}",
+                action.as_str()
+            ),
         )
     };
-    let token = parts_headers.get(ELEVATION_HEADER).and_then(|v| v.to_str().ok()).ok_or_else(refuse)?;
-    let claims = app.keys.verify(token, TokenType::Elevated).map_err(|_| refuse())?;
+    let token = parts_headers
+        .get(ELEVATION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(refuse)?;
+    let claims = app
+        .keys
+        .verify(token, TokenType::Elevated, app.clock.now())
+        .map_err(|_| refuse())?;
     let same_scope = claims.sub == auth.0.sub
         && claims.kind == auth.0.kind
         && claims.business_id == auth.0.business_id

@@ -68,7 +68,12 @@ async fn main() -> ExitCode {
         Command::Serve { listen, .. } => listen.clone(),
         _ => None,
     };
-    let overrides = Overrides { config_file: cli.config.clone(), listen, database_url: None, data_dir: cli.data_dir.clone() };
+    let overrides = Overrides {
+        config_file: cli.config.clone(),
+        listen,
+        database_url: None,
+        data_dir: cli.data_dir.clone(),
+    };
     let config = match Config::load(&overrides) {
         Ok(c) => c,
         Err(e) => {
@@ -80,7 +85,14 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { demo, .. } => serve::serve(config, demo).await,
         Command::Migrate => migrate(&config).await,
-        Command::Admin { command: AdminCommand::Create { email, name, password_stdin: _ } } => create_admin(&config, &email, &name).await,
+        Command::Admin {
+            command:
+                AdminCommand::Create {
+                    email,
+                    name,
+                    password_stdin: _,
+                },
+        } => create_admin(&config, &email, &name).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

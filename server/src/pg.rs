@@ -35,7 +35,15 @@ pub fn find_binaries() -> anyhow::Result<PathBuf> {
         }
         bail!("FLEETFRONT_PG_BIN={} has no initdb", dir.display());
     }
-    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+    find_binaries_in(Path::new("/usr/lib/postgresql"))
+}
+
+/// Finds the newest `<root>/<major>/bin` holding `initdb`.
+///
+/// # Errors
+/// A one-line message saying what to install.
+pub fn find_binaries_in(root: &Path) -> anyhow::Result<PathBuf> {
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir(root)
         .into_iter()
         .flatten()
         .flatten()
@@ -55,7 +63,11 @@ fn is_root() -> bool {
     // The effective uid, without libc: /proc/self/status has "Uid: real effective ...".
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
         .unwrap_or(false)
 }
 
@@ -125,13 +137,22 @@ impl PrivateCluster {
         }
         if !data.join("PG_VERSION").exists() {
             let mut initdb = pg_command(&bin, "initdb");
-            initdb
-                .arg("-D")
-                .arg(&data)
-                .args(["-U", "postgres", "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync"]);
+            initdb.arg("-D").arg(&data).args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
+                "--no-sync",
+            ]);
             run(initdb, "initdb")?;
         }
-        let mut cluster = PrivateCluster { bin, data, socket_dir, started_here: false };
+        let mut cluster = PrivateCluster {
+            bin,
+            data,
+            socket_dir,
+            started_here: false,
+        };
         if !cluster.is_running() {
             cluster.start()?;
         }
@@ -151,9 +172,16 @@ impl PrivateCluster {
             self.socket_dir.display()
         );
         let mut start = pg_command(&self.bin, "pg_ctl");
-        start.arg("start").arg("-w").arg("-D").arg(&self.data).arg("-l").arg(&log).arg("-o").arg(options);
-        run(start, "pg_ctl start")
-            .with_context(|| format!("see {}", log.display()))?;
+        start
+            .arg("start")
+            .arg("-w")
+            .arg("-D")
+            .arg(&self.data)
+            .arg("-l")
+            .arg(&log)
+            .arg("-o")
+            .arg(options);
+        run(start, "pg_ctl start").with_context(|| format!("see {}", log.display()))?;
         self.started_here = true;
         Ok(())
     }
@@ -169,14 +197,21 @@ impl PrivateCluster {
 
     /// A superuser connection string for tools (`psql`), over the socket.
     pub fn superuser_url(&self, database: &str) -> String {
-        format!("postgres://postgres@localhost/{database}?host={}", self.socket_dir.display())
+        format!(
+            "postgres://postgres@localhost/{database}?host={}",
+            self.socket_dir.display()
+        )
     }
 
     /// Stops the cluster if this process started it.
     pub fn stop_if_started_here(&self) {
         if self.started_here {
             let mut stop = pg_command(&self.bin, "pg_ctl");
-            stop.arg("stop").arg("-m").arg("fast").arg("-D").arg(&self.data);
+            stop.arg("stop")
+                .arg("-m")
+                .arg("fast")
+                .arg("-D")
+                .arg(&self.data);
             if let Err(e) = run(stop, "pg_ctl stop") {
                 tracing::warn!(error = %e, "could not stop the private PostgreSQL cluster");
             }
@@ -189,30 +224,45 @@ impl PrivateCluster {
 ///
 /// # Errors
 /// Database errors.
-pub async fn ensure_roles(superuser: &mut PgConnection, app_password: Option<&str>) -> anyhow::Result<()> {
+pub async fn ensure_roles(
+    superuser: &mut PgConnection,
+    app_password: Option<&str>,
+) -> anyhow::Result<()> {
     // Serialize concurrent bootstraps (parallel test processes) on one cluster-wide lock.
-    sqlx::query("SELECT pg_advisory_lock(727274)").execute(&mut *superuser).await?;
+    sqlx::query("SELECT pg_advisory_lock(727274)")
+        .execute(&mut *superuser)
+        .await?;
     let result = async {
         for (role, attributes) in [
             (OWNER_ROLE, "LOGIN NOSUPERUSER BYPASSRLS CREATEDB"),
-            (APP_ROLE, "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE"),
+            (
+                APP_ROLE,
+                "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE",
+            ),
         ] {
-            let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
-                .bind(role)
-                .fetch_one(&mut *superuser)
-                .await?;
+            let exists: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+                    .bind(role)
+                    .fetch_one(&mut *superuser)
+                    .await?;
             if !exists {
-                sqlx::query(&format!("CREATE ROLE {role} {attributes}")).execute(&mut *superuser).await?;
+                sqlx::query(&format!("CREATE ROLE {role} {attributes}"))
+                    .execute(&mut *superuser)
+                    .await?;
             }
         }
         if let Some(password) = app_password {
             let literal = password.replace('\'', "''");
-            sqlx::query(&format!("ALTER ROLE {APP_ROLE} PASSWORD '{literal}'")).execute(&mut *superuser).await?;
+            sqlx::query(&format!("ALTER ROLE {APP_ROLE} PASSWORD '{literal}'"))
+                .execute(&mut *superuser)
+                .await?;
         }
         anyhow::Ok(())
     }
     .await;
-    sqlx::query("SELECT pg_advisory_unlock(727274)").execute(&mut *superuser).await?;
+    sqlx::query("SELECT pg_advisory_unlock(727274)")
+        .execute(&mut *superuser)
+        .await?;
     result
 }
 
@@ -221,15 +271,28 @@ pub async fn ensure_roles(superuser: &mut PgConnection, app_password: Option<&st
 /// # Errors
 /// Database errors.
 pub async fn ensure_database(superuser: &mut PgConnection, database: &str) -> anyhow::Result<()> {
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(database)
-        .fetch_one(&mut *superuser)
-        .await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(database)
+            .fetch_one(&mut *superuser)
+            .await?;
     if !exists {
-        sqlx::query(&format!("CREATE DATABASE \"{database}\" OWNER {OWNER_ROLE}")).execute(&mut *superuser).await?;
+        sqlx::query(&format!(
+            "CREATE DATABASE \"{database}\" OWNER {OWNER_ROLE}"
+        ))
+        .execute(&mut *superuser)
+        .await?;
     }
-    sqlx::query(&format!("REVOKE ALL ON DATABASE \"{database}\" FROM PUBLIC")).execute(&mut *superuser).await?;
-    sqlx::query(&format!("GRANT CONNECT ON DATABASE \"{database}\" TO {APP_ROLE}")).execute(&mut *superuser).await?;
+    sqlx::query(&format!(
+        "REVOKE ALL ON DATABASE \"{database}\" FROM PUBLIC"
+    ))
+    .execute(&mut *superuser)
+    .await?;
+    sqlx::query(&format!(
+        "GRANT CONNECT ON DATABASE \"{database}\" TO {APP_ROLE}"
+    ))
+    .execute(&mut *superuser)
+    .await?;
     Ok(())
 }
 
@@ -238,7 +301,10 @@ pub async fn ensure_database(superuser: &mut PgConnection, database: &str) -> an
 /// # Errors
 /// Migration failures.
 pub async fn migrate(owner: &PgPool) -> anyhow::Result<()> {
-    MIGRATOR.run(owner).await.context("database migration failed")
+    MIGRATOR
+        .run(owner)
+        .await
+        .context("database migration failed")
 }
 
 /// Pools of one database: the owner's (migrations, maintenance) and the runtime role's.
@@ -254,7 +320,11 @@ pub struct Pools {
 ///
 /// # Errors
 /// Connection failures.
-pub async fn connect(owner: PgConnectOptions, app: PgConnectOptions, max_connections: u32) -> anyhow::Result<Pools> {
+pub async fn connect(
+    owner: PgConnectOptions,
+    app: PgConnectOptions,
+    max_connections: u32,
+) -> anyhow::Result<Pools> {
     let owner = PgPoolOptions::new()
         .max_connections(2)
         .acquire_timeout(Duration::from_secs(10))
@@ -275,8 +345,13 @@ pub async fn connect(owner: PgConnectOptions, app: PgConnectOptions, max_connect
 ///
 /// # Errors
 /// When the URL does not parse.
-pub fn app_options_from_url(url: &str, app_password: Option<&str>) -> anyhow::Result<(PgConnectOptions, PgConnectOptions)> {
-    let owner = PgConnectOptions::from_str(url).context("invalid DATABASE_URL")?.disable_statement_logging();
+pub fn app_options_from_url(
+    url: &str,
+    app_password: Option<&str>,
+) -> anyhow::Result<(PgConnectOptions, PgConnectOptions)> {
+    let owner = PgConnectOptions::from_str(url)
+        .context("invalid DATABASE_URL")?
+        .disable_statement_logging();
     let mut app = owner.clone().username(APP_ROLE);
     if let Some(password) = app_password {
         app = app.password(password);
@@ -289,19 +364,27 @@ pub fn app_options_from_url(url: &str, app_password: Option<&str>) -> anyhow::Re
 ///
 /// # Errors
 /// Connection, privilege or migration failures.
-pub async fn bootstrap_url(url: &str, app_password: Option<&str>, max_connections: u32) -> anyhow::Result<Pools> {
+pub async fn bootstrap_url(
+    url: &str,
+    app_password: Option<&str>,
+    max_connections: u32,
+) -> anyhow::Result<Pools> {
     let (owner, app) = app_options_from_url(url, app_password)?;
-    let mut conn = PgConnection::connect_with(&owner).await.context("cannot connect to DATABASE_URL")?;
-    let is_superuser: bool = sqlx::query_scalar("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
-        .fetch_one(&mut conn)
-        .await?;
+    let mut conn = PgConnection::connect_with(&owner)
+        .await
+        .context("cannot connect to DATABASE_URL")?;
+    let is_superuser: bool =
+        sqlx::query_scalar("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+            .fetch_one(&mut conn)
+            .await?;
     if is_superuser {
         ensure_roles(&mut conn, app_password).await?;
     } else {
-        let app_exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
-            .bind(APP_ROLE)
-            .fetch_one(&mut conn)
-            .await?;
+        let app_exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+                .bind(APP_ROLE)
+                .fetch_one(&mut conn)
+                .await?;
         if !app_exists {
             bail!("role {APP_ROLE} does not exist: create it (LOGIN NOBYPASSRLS) or use a superuser DATABASE_URL once");
         }
@@ -316,7 +399,10 @@ pub async fn bootstrap_url(url: &str, app_password: Option<&str>, max_connection
 ///
 /// # Errors
 /// As [`bootstrap_url`].
-pub async fn bootstrap_private(cluster: &PrivateCluster, max_connections: u32) -> anyhow::Result<Pools> {
+pub async fn bootstrap_private(
+    cluster: &PrivateCluster,
+    max_connections: u32,
+) -> anyhow::Result<Pools> {
     let mut conn = PgConnection::connect_with(&cluster.connect_options("postgres", "postgres"))
         .await
         .context("cannot connect to the private PostgreSQL cluster")?;
@@ -331,4 +417,34 @@ pub async fn bootstrap_private(cluster: &PrivateCluster, max_connections: u32) -
     .await?;
     migrate(&pools.owner).await?;
     Ok(pools)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_binaries_say_what_to_install() {
+        let empty = std::env::temp_dir().join(format!("ff-no-pg-{}", std::process::id()));
+        std::fs::create_dir_all(&empty).expect("temp dir");
+        let message = find_binaries_in(&empty)
+            .expect_err("no binaries")
+            .to_string();
+        assert!(message.contains("apt-get install postgresql"), "{message}");
+        assert!(!message.contains('\n'), "one line: {message}");
+    }
+
+    #[test]
+    fn picks_the_newest_major_version() {
+        let root = std::env::temp_dir().join(format!("ff-pg-versions-{}", std::process::id()));
+        for version in ["13", "15", "9"] {
+            let bin = root.join(version).join("bin");
+            std::fs::create_dir_all(&bin).expect("temp dir");
+            std::fs::write(bin.join("initdb"), "").expect("file");
+        }
+        assert_eq!(
+            find_binaries_in(&root).expect("found"),
+            root.join("15").join("bin")
+        );
+    }
 }

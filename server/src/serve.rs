@@ -16,7 +16,9 @@ use crate::pg::{self, Pools, PrivateCluster};
 /// Installs the tracing subscriber (text or JSON lines).
 pub fn init_tracing(filter: &str, json: bool) {
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
     if json {
         let _ = builder.json().flatten_event(true).try_init();
     } else {
@@ -32,12 +34,18 @@ pub fn init_tracing(filter: &str, json: bool) {
 pub async fn open_database(config: &Config) -> anyhow::Result<(Pools, Option<PrivateCluster>)> {
     match &config.database_url {
         Some(url) => {
-            let pools = pg::bootstrap_url(url, config.app_db_password.as_deref(), config.max_connections).await?;
+            let pools = pg::bootstrap_url(
+                url,
+                config.app_db_password.as_deref(),
+                config.max_connections,
+            )
+            .await?;
             Ok((pools, None))
         }
         None => {
             let cluster_dir = config.data_dir.join("postgres");
-            let cluster = tokio::task::spawn_blocking(move || PrivateCluster::ensure(&cluster_dir)).await??;
+            let cluster =
+                tokio::task::spawn_blocking(move || PrivateCluster::ensure(&cluster_dir)).await??;
             tracing::info!(url = %cluster.superuser_url(pg::DATABASE), "private PostgreSQL cluster ready");
             let pools = pg::bootstrap_private(&cluster, config.max_connections).await?;
             Ok((pools, Some(cluster)))
@@ -64,13 +72,18 @@ pub fn signing_keys(data_dir: &Path) -> anyhow::Result<Keys> {
             secret
         }
     };
-    Keys::from_secret(secret.as_bytes()).with_context(|| format!("invalid secret in {}", path.display()))
+    Keys::from_secret(secret.as_bytes())
+        .with_context(|| format!("invalid secret in {}", path.display()))
 }
 
 fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new().create_new(true).write(true).mode(0o600).open(path)
+    let mut file = std::fs::OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)
         .with_context(|| format!("cannot create {}", path.display()))?;
     file.write_all(contents.as_bytes())?;
     Ok(())
@@ -84,16 +97,28 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
 pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let (pools, cluster) = open_database(&config).await?;
     let keys = signing_keys(&config.data_dir)?;
-    let state = App::new(Db { pool: pools.app.clone() }, keys, config.base_domain.clone(), config.trust_forwarded_for);
+    let state = App::new(
+        Db {
+            pool: pools.app.clone(),
+        },
+        keys,
+        config.base_domain.clone(),
+        config.trust_forwarded_for,
+    );
     if demo {
         crate::demo::seed(&pools, &state).await?;
     }
-    let listener = TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
     tracing::info!(address = %listener.local_addr()?, "Fleetfront listening; API docs at /api/v1/docs");
     let router = crate::app::app(state);
-    let result = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
+    let result = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await;
     pools.app.close().await;
     pools.owner.close().await;
     if let Some(cluster) = cluster {

@@ -66,10 +66,12 @@ const USER_COLUMNS: &str = "id, kind, email, password_hash, full_name, status, s
 /// # Errors
 /// Database errors.
 pub async fn user_by_email(tx: &mut Tx, email: &str) -> Result<Option<UserRow>> {
-    Ok(sqlx::query_as::<_, UserRow>(&format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1"))
-        .bind(email)
-        .fetch_optional(&mut **tx)
-        .await?)
+    Ok(sqlx::query_as::<_, UserRow>(&format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE email = $1"
+    ))
+    .bind(email)
+    .fetch_optional(&mut **tx)
+    .await?)
 }
 
 /// Finds a platform account by id.
@@ -77,10 +79,12 @@ pub async fn user_by_email(tx: &mut Tx, email: &str) -> Result<Option<UserRow>> 
 /// # Errors
 /// Database errors.
 pub async fn user_by_id(tx: &mut Tx, id: Uuid) -> Result<Option<UserRow>> {
-    Ok(sqlx::query_as::<_, UserRow>(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await?)
+    Ok(
+        sqlx::query_as::<_, UserRow>(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?,
+    )
 }
 
 /// A user's memberships, oldest first.
@@ -101,20 +105,30 @@ pub async fn memberships(tx: &mut Tx, user: Uuid) -> Result<Vec<MembershipRow>> 
 ///
 /// # Errors
 /// `forbidden` when there is none, or the requested one is not theirs.
-pub fn choose_membership(memberships: &[MembershipRow], requested: Option<BusinessId>) -> Result<MembershipRow> {
-    let active = |m: &&MembershipRow| m.business_active;
+pub fn choose_membership(
+    memberships: &[MembershipRow],
+    requested: Option<BusinessId>,
+) -> Result<MembershipRow> {
+    let suspended = || Error::new(ErrorCode::BusinessSuspended, "this business is suspended");
     match requested {
-        Some(b) => memberships
-            .iter()
-            .filter(active)
-            .find(|m| m.business_id == b.0)
-            .cloned()
-            .ok_or_else(|| Error::forbidden("you are not a member of that business")),
-        None => memberships
-            .iter()
-            .find(active)
-            .cloned()
-            .ok_or_else(|| Error::forbidden("this account is not a member of any active business")),
+        Some(b) => {
+            let m = memberships
+                .iter()
+                .find(|m| m.business_id == b.0)
+                .ok_or_else(|| Error::forbidden("you are not a member of that business"))?;
+            if m.business_active {
+                Ok(m.clone())
+            } else {
+                Err(suspended())
+            }
+        }
+        None => match memberships.iter().find(|m| m.business_active) {
+            Some(m) => Ok(m.clone()),
+            None if memberships.is_empty() => Err(Error::forbidden(
+                "this account is not a member of any business",
+            )),
+            None => Err(suspended()),
+        },
     }
 }
 
@@ -131,7 +145,11 @@ fn membership_views(memberships: &[MembershipRow]) -> Vec<MembershipView> {
 }
 
 /// The principal view of a platform account in a scope.
-pub fn principal_view(user: &UserRow, scope: Option<&MembershipRow>, all: &[MembershipRow]) -> PrincipalView {
+pub fn principal_view(
+    user: &UserRow,
+    scope: Option<&MembershipRow>,
+    all: &[MembershipRow],
+) -> PrincipalView {
     PrincipalView {
         id: user.id,
         kind: user.kind(),
@@ -140,7 +158,12 @@ pub fn principal_view(user: &UserRow, scope: Option<&MembershipRow>, all: &[Memb
         business_id: scope.map(|m| BusinessId(m.business_id)),
         role: scope.map(|m| m.role_key.clone()),
         permissions: scope
-            .map(|m| m.permissions.iter().filter_map(|p| Permission::parse(p)).collect())
+            .map(|m| {
+                m.permissions
+                    .iter()
+                    .filter_map(|p| Permission::parse(p))
+                    .collect()
+            })
             .unwrap_or_default(),
         memberships: membership_views(all),
     }
@@ -180,7 +203,9 @@ pub async fn issue_platform(
         session_version: user.session_version,
     };
     Ok(TokenResponse {
-        access_token: app.keys.sign(&spec, TokenType::Access, None, now, ACCESS_TOKEN_SECS),
+        access_token: app
+            .keys
+            .sign(&spec, TokenType::Access, None, now, ACCESS_TOKEN_SECS),
         token_type: "Bearer".to_owned(),
         expires_in: ACCESS_TOKEN_SECS,
         refresh_token: refresh,
@@ -210,7 +235,12 @@ pub struct CustomerRow {
 ///
 /// # Errors
 /// Database errors.
-pub async fn issue_customer(tx: &mut Tx, app: &App, customer: &CustomerRow, family: Option<Uuid>) -> Result<TokenResponse> {
+pub async fn issue_customer(
+    tx: &mut Tx,
+    app: &App,
+    customer: &CustomerRow,
+    family: Option<Uuid>,
+) -> Result<TokenResponse> {
     let now = app.clock.now();
     let business = BusinessId(customer.business_id);
     let refresh = new_refresh_token(Some(business));
@@ -233,7 +263,9 @@ pub async fn issue_customer(tx: &mut Tx, app: &App, customer: &CustomerRow, fami
         session_version: customer.session_version,
     };
     Ok(TokenResponse {
-        access_token: app.keys.sign(&spec, TokenType::Access, None, now, ACCESS_TOKEN_SECS),
+        access_token: app
+            .keys
+            .sign(&spec, TokenType::Access, None, now, ACCESS_TOKEN_SECS),
         token_type: "Bearer".to_owned(),
         expires_in: ACCESS_TOKEN_SECS,
         refresh_token: refresh,
@@ -283,6 +315,16 @@ impl TokenTable {
     }
 }
 
+#[derive(FromRow)]
+struct TokenRow {
+    family_id: Uuid,
+    subject: Uuid,
+    scope: Option<Uuid>,
+    expires_at: DateTime<Utc>,
+    used_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
 /// A refresh token that was valid and is now spent.
 #[derive(Clone, Copy, Debug)]
 pub struct Rotated {
@@ -299,11 +341,21 @@ pub struct Rotated {
 ///
 /// # Errors
 /// `invalid_refresh_token` for unknown, expired, revoked or reused tokens.
-pub async fn spend_refresh(tx: &mut Tx, table: TokenTable, token: &str, now: DateTime<Utc>) -> Result<Rotated> {
-    let invalid = || Error::new(ErrorCode::InvalidRefreshToken, "the refresh token is not valid; sign in again");
-    let row: Option<(Uuid, Uuid, Option<Uuid>, DateTime<Utc>, Option<DateTime<Utc>>, Option<DateTime<Utc>>)> =
+pub async fn spend_refresh(
+    tx: &mut Tx,
+    table: TokenTable,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<Rotated> {
+    let invalid = || {
+        Error::new(
+            ErrorCode::InvalidRefreshToken,
+            "the refresh token is not valid; sign in again",
+        )
+    };
+    let row: Option<TokenRow> =
         sqlx::query_as(&format!(
-            "SELECT family_id, {subject}, {scope}, expires_at, used_at, revoked_at FROM {table} WHERE token_hash = $1 FOR UPDATE",
+            "SELECT family_id, {subject} AS subject, {scope} AS scope, expires_at, used_at, revoked_at FROM {table} WHERE token_hash = $1 FOR UPDATE",
             subject = table.subject(),
             scope = table.scope(),
             table = table.name()
@@ -311,7 +363,15 @@ pub async fn spend_refresh(tx: &mut Tx, table: TokenTable, token: &str, now: Dat
         .bind(secret_hash(token))
         .fetch_optional(&mut **tx)
         .await?;
-    let Some((family, subject, scope, expires_at, used_at, revoked_at)) = row else {
+    let Some(TokenRow {
+        family_id: family,
+        subject,
+        scope,
+        expires_at,
+        used_at,
+        revoked_at,
+    }) = row
+    else {
         return Err(invalid());
     };
     if revoked_at.is_some() || expires_at <= now {
@@ -322,24 +382,39 @@ pub async fn spend_refresh(tx: &mut Tx, table: TokenTable, token: &str, now: Dat
         tracing::warn!(%family, "refresh token reuse detected; family revoked");
         return Err(invalid());
     }
-    sqlx::query(&format!("UPDATE {} SET used_at = $2 WHERE token_hash = $1", table.name()))
-        .bind(secret_hash(token))
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
-    Ok(Rotated { family, subject, scope })
+    sqlx::query(&format!(
+        "UPDATE {} SET used_at = $2 WHERE token_hash = $1",
+        table.name()
+    ))
+    .bind(secret_hash(token))
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(Rotated {
+        family,
+        subject,
+        scope,
+    })
 }
 
 /// Revokes every token of a family.
 ///
 /// # Errors
 /// Database errors.
-pub async fn revoke_family(tx: &mut Tx, table: TokenTable, family: Uuid, now: DateTime<Utc>) -> Result<()> {
-    sqlx::query(&format!("UPDATE {} SET revoked_at = coalesce(revoked_at, $2) WHERE family_id = $1", table.name()))
-        .bind(family)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
+pub async fn revoke_family(
+    tx: &mut Tx,
+    table: TokenTable,
+    family: Uuid,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query(&format!(
+        "UPDATE {} SET revoked_at = coalesce(revoked_at, $2) WHERE family_id = $1",
+        table.name()
+    ))
+    .bind(family)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
@@ -348,26 +423,36 @@ pub async fn revoke_family(tx: &mut Tx, table: TokenTable, family: Uuid, now: Da
 /// # Errors
 /// Database errors.
 pub async fn family_of(tx: &mut Tx, table: TokenTable, token: &str) -> Result<Option<Uuid>> {
-    Ok(sqlx::query_scalar(&format!("SELECT family_id FROM {} WHERE token_hash = $1", table.name()))
-        .bind(secret_hash(token))
-        .fetch_optional(&mut **tx)
-        .await?)
+    Ok(sqlx::query_scalar(&format!(
+        "SELECT family_id FROM {} WHERE token_hash = $1",
+        table.name()
+    ))
+    .bind(secret_hash(token))
+    .fetch_optional(&mut **tx)
+    .await?)
 }
 
 /// Throttle keys of one sign-in attempt with their policies.
 pub fn login_keys(account: &str, address: &str) -> [(String, ThrottlePolicy); 2] {
     [
-        (format!("account:{account}"), fleetfront_domain::throttle::ACCOUNT_LOGIN),
-        (format!("address:{address}"), fleetfront_domain::throttle::ADDRESS_LOGIN),
+        (
+            format!("account:{account}"),
+            fleetfront_domain::throttle::ACCOUNT_LOGIN,
+        ),
+        (
+            format!("address:{address}"),
+            fleetfront_domain::throttle::ADDRESS_LOGIN,
+        ),
     ]
 }
 
 async fn throttle_state(tx: &mut Tx, key: &str) -> Result<Option<ThrottleState>> {
-    let row: Option<(i32, DateTime<Utc>)> =
-        sqlx::query_as("SELECT failures, window_started_at FROM auth_throttle WHERE key = $1 FOR UPDATE")
-            .bind(key)
-            .fetch_optional(&mut **tx)
-            .await?;
+    let row: Option<(i32, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT failures, window_started_at FROM auth_throttle WHERE key = $1 FOR UPDATE",
+    )
+    .bind(key)
+    .fetch_optional(&mut **tx)
+    .await?;
     Ok(row.map(|(failures, window_started_at)| ThrottleState {
         failures: u32::try_from(failures).unwrap_or(0),
         window_started_at,
@@ -378,10 +463,15 @@ async fn throttle_state(tx: &mut Tx, key: &str) -> Result<Option<ThrottleState>>
 ///
 /// # Errors
 /// `too_many_attempts` with the longest wait.
-pub async fn throttle_gate(tx: &mut Tx, keys: &[(String, ThrottlePolicy)], now: DateTime<Utc>) -> Result<()> {
+pub async fn throttle_gate(
+    tx: &mut Tx,
+    keys: &[(String, ThrottlePolicy)],
+    now: DateTime<Utc>,
+) -> Result<()> {
     let mut wait = 0;
     for (key, policy) in keys {
-        if let Gate::Refuse { retry_after_secs } = policy.gate(throttle_state(tx, key).await?, now) {
+        if let Gate::Refuse { retry_after_secs } = policy.gate(throttle_state(tx, key).await?, now)
+        {
             wait = wait.max(retry_after_secs);
         }
     }
@@ -395,7 +485,11 @@ pub async fn throttle_gate(tx: &mut Tx, keys: &[(String, ThrottlePolicy)], now: 
 ///
 /// # Errors
 /// Database errors.
-pub async fn throttle_fail(tx: &mut Tx, keys: &[(String, ThrottlePolicy)], now: DateTime<Utc>) -> Result<()> {
+pub async fn throttle_fail(
+    tx: &mut Tx,
+    keys: &[(String, ThrottlePolicy)],
+    now: DateTime<Utc>,
+) -> Result<()> {
     for (key, policy) in keys {
         let next = policy.record_failure(throttle_state(tx, key).await?, now);
         sqlx::query(
@@ -416,6 +510,9 @@ pub async fn throttle_fail(tx: &mut Tx, keys: &[(String, ThrottlePolicy)], now: 
 /// # Errors
 /// Database errors.
 pub async fn throttle_clear(tx: &mut Tx, key: &str) -> Result<()> {
-    sqlx::query("DELETE FROM auth_throttle WHERE key = $1").bind(key).execute(&mut **tx).await?;
+    sqlx::query("DELETE FROM auth_throttle WHERE key = $1")
+        .bind(key)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }

@@ -7,7 +7,9 @@ use fleetfront_domain::api::business::ThemeColors;
 use fleetfront_domain::api::FieldErrors;
 use fleetfront_domain::money::Currency;
 use fleetfront_domain::permission::BuiltinRole;
-use fleetfront_domain::plan::{self, BillingInterval, LimitKind, PlanFeatures, PlanLimits, SubscriptionStatus};
+use fleetfront_domain::plan::{
+    self, BillingInterval, LimitKind, PlanFeatures, PlanLimits, SubscriptionStatus,
+};
 use fleetfront_domain::value::{Coordinates, Email};
 use fleetfront_domain::{BusinessId, ErrorCode, SubscriptionId};
 use sqlx::{FromRow, Row};
@@ -65,7 +67,8 @@ pub async fn entitlements(tx: &mut Tx, business: BusinessId) -> Result<(PlanLimi
     .bind(business.0)
     .fetch_optional(&mut **tx)
     .await?;
-    let (limits, features) = row.ok_or_else(|| Error::forbidden("the business has no active subscription"))?;
+    let (limits, features) =
+        row.ok_or_else(|| Error::forbidden("the business has no active subscription"))?;
     Ok((
         serde_json::from_value(limits).map_err(Error::unexpected)?,
         serde_json::from_value(features).map_err(Error::unexpected)?,
@@ -76,23 +79,39 @@ pub async fn entitlements(tx: &mut Tx, business: BusinessId) -> Result<(PlanLimi
 ///
 /// # Errors
 /// `plan_limit_reached` with the plan's words.
-pub async fn check_plan_limit(tx: &mut Tx, business: BusinessId, kind: LimitKind, current: i64) -> Result<()> {
+pub async fn check_plan_limit(
+    tx: &mut Tx,
+    business: BusinessId,
+    kind: LimitKind,
+    current: i64,
+) -> Result<()> {
     let (limits, _) = entitlements(tx, business).await?;
-    plan::check_limit(&limits, kind, u64::try_from(current).unwrap_or(0))
-        .map_err(|e| Error::new(ErrorCode::PlanLimitReached, format!("{e}; upgrade the plan to add more")))
+    plan::check_limit(&limits, kind, u64::try_from(current).unwrap_or(0)).map_err(|e| {
+        Error::new(
+            ErrorCode::PlanLimitReached,
+            format!("{e}; upgrade the plan to add more"),
+        )
+    })
 }
 
 /// Whether a subdomain (and custom domain) is free, ignoring `except`'s own.
 ///
 /// # Errors
 /// Database errors.
-pub async fn host_taken(tx: &mut Tx, subdomain: &str, custom_domain: Option<&str>, except: Option<BusinessId>) -> Result<(bool, bool)> {
-    Ok(sqlx::query_as("SELECT subdomain_taken, domain_taken FROM storefront_host_taken($1, $2, $3)")
-        .bind(subdomain)
-        .bind(custom_domain)
-        .bind(except.map(|b| b.0))
-        .fetch_one(&mut **tx)
-        .await?)
+pub async fn host_taken(
+    tx: &mut Tx,
+    subdomain: &str,
+    custom_domain: Option<&str>,
+    except: Option<BusinessId>,
+) -> Result<(bool, bool)> {
+    Ok(sqlx::query_as(
+        "SELECT subdomain_taken, domain_taken FROM storefront_host_taken($1, $2, $3)",
+    )
+    .bind(subdomain)
+    .bind(custom_domain)
+    .bind(except.map(|b| b.0))
+    .fetch_one(&mut **tx)
+    .await?)
 }
 
 /// Creates the built-in roles of a new business; returns the owner role's id.
@@ -149,14 +168,19 @@ pub async fn find_or_create_staff(
     password_hash: Option<String>,
     now: DateTime<Utc>,
 ) -> Result<(Uuid, Option<String>)> {
-    let existing: Option<(Uuid, String)> = sqlx::query_as("SELECT id, kind FROM users WHERE email = $1")
-        .bind(email.as_str())
-        .fetch_optional(&mut **tx)
-        .await?;
+    let existing: Option<(Uuid, String)> =
+        sqlx::query_as("SELECT id, kind FROM users WHERE email = $1")
+            .bind(email.as_str())
+            .fetch_optional(&mut **tx)
+            .await?;
     if let Some((id, kind)) = existing {
         if kind != "staff" {
-            return Err(Error::field("email", "taken", "this email belongs to an account that cannot join a team")
-                .with_code(ErrorCode::EmailTaken));
+            return Err(Error::field(
+                "email",
+                "taken",
+                "this email belongs to an account that cannot join a team",
+            )
+            .with_code(ErrorCode::EmailTaken));
         }
         return Ok((id, None));
     }
@@ -191,12 +215,22 @@ pub async fn find_or_create_staff(
 /// Field errors for an unknown plan or a taken subdomain, `plan_limit_reached`, database errors.
 pub async fn onboard(tx: &mut Tx, app: &App, req: &Onboarding) -> Result<Onboarded> {
     let now = app.clock.now();
-    let plan = plan_by_key(tx, req.plan.as_str()).await?.filter(|p| p.is_active).ok_or_else(|| {
-        Error::field("plan", "unknown_plan", format!("there is no active plan {:?}", req.plan.as_str()))
-    })?;
+    let plan = plan_by_key(tx, req.plan.as_str())
+        .await?
+        .filter(|p| p.is_active)
+        .ok_or_else(|| {
+            Error::field(
+                "plan",
+                "unknown_plan",
+                format!("there is no active plan {:?}", req.plan.as_str()),
+            )
+        })?;
     let (subdomain_taken, _) = host_taken(tx, req.subdomain.as_str(), None, None).await?;
     if subdomain_taken {
-        return Err(Error::field("subdomain", "taken", "this subdomain is already in use").with_code(ErrorCode::SubdomainTaken));
+        return Err(
+            Error::field("subdomain", "taken", "this subdomain is already in use")
+                .with_code(ErrorCode::SubdomainTaken),
+        );
     }
     plan::check_limit(&plan.limits, LimitKind::StaffSeats, 0)
         .map_err(|e| Error::new(ErrorCode::PlanLimitReached, e.to_string()))?;
@@ -245,7 +279,24 @@ pub async fn onboard(tx: &mut Tx, app: &App, req: &Onboarding) -> Result<Onboard
         Some(p) => Some(hash_secret(p.expose().to_owned()).await?),
         None => None,
     };
-    let (owner, setup_token) = find_or_create_staff(tx, &req.owner_email, req.owner_name.as_str(), password_hash, now).await?;
+    let (owner, setup_token) = find_or_create_staff(
+        tx,
+        &req.owner_email,
+        req.owner_name.as_str(),
+        password_hash,
+        now,
+    )
+    .await
+    .map_err(|e| match e.code() {
+        // The onboarding request names this field `owner.email`, not `email`.
+        ErrorCode::EmailTaken => Error::field(
+            "owner.email",
+            "taken",
+            "this email belongs to an account that cannot own a business",
+        )
+        .with_code(ErrorCode::EmailTaken),
+        _ => e,
+    })?;
     sqlx::query("INSERT INTO memberships (business_id, user_id, role_id) VALUES ($1, $2, $3)")
         .bind(business.0)
         .bind(owner)
@@ -278,7 +329,11 @@ pub async fn onboard(tx: &mut Tx, app: &App, req: &Onboarding) -> Result<Onboard
         .bind(payload)
         .execute(&mut **tx)
         .await?;
-    Ok(Onboarded { business, owner, setup_token })
+    Ok(Onboarded {
+        business,
+        owner,
+        setup_token,
+    })
 }
 
 #[derive(FromRow)]
@@ -312,28 +367,43 @@ const BUSINESS_SELECT: &str = "SELECT b.id, b.name, b.status, b.contact_email, b
     LEFT JOIN subscription_plans p ON p.id = bs.plan_id";
 
 fn to_view(app: &App, r: BusinessRow) -> Result<BusinessView> {
-    let subscription = match (r.subscription_id, r.plan_key, r.sub_status, r.billing_interval, r.current_period_start, r.current_period_end) {
-        (Some(id), Some(plan), Some(status), Some(interval), Some(start), Some(end)) => Some(SubscriptionView {
-            id: SubscriptionId(id),
-            plan,
-            status: SubscriptionStatus::parse(&status).ok_or_else(|| Error::unexpected(anyhow::anyhow!("bad status {status}")))?,
-            billing_interval: BillingInterval::parse(&interval).ok_or_else(|| Error::unexpected(anyhow::anyhow!("bad interval {interval}")))?,
-            current_period_start: start,
-            current_period_end: end,
-        }),
+    let subscription = match (
+        r.subscription_id,
+        r.plan_key,
+        r.sub_status,
+        r.billing_interval,
+        r.current_period_start,
+        r.current_period_end,
+    ) {
+        (Some(id), Some(plan), Some(status), Some(interval), Some(start), Some(end)) => {
+            Some(SubscriptionView {
+                id: SubscriptionId(id),
+                plan,
+                status: SubscriptionStatus::parse(&status)
+                    .ok_or_else(|| Error::unexpected(anyhow::anyhow!("bad status {status}")))?,
+                billing_interval: BillingInterval::parse(&interval)
+                    .ok_or_else(|| Error::unexpected(anyhow::anyhow!("bad interval {interval}")))?,
+                current_period_start: start,
+                current_period_end: end,
+            })
+        }
         _ => None,
     };
     let subdomain = r.subdomain.unwrap_or_default();
     Ok(BusinessView {
         id: BusinessId(r.id),
         name: r.name,
-        status: BusinessStatus::parse(&r.status).ok_or_else(|| Error::unexpected(anyhow::anyhow!("bad business status")))?,
+        status: BusinessStatus::parse(&r.status)
+            .ok_or_else(|| Error::unexpected(anyhow::anyhow!("bad business status")))?,
         contact_email: r.contact_email,
         contact_phone: r.contact_phone,
         currency: Currency::parse(r.currency.trim()).map_err(Error::unexpected)?,
         time_zone: r.time_zone,
         delivery_radius_m: i64::from(r.delivery_radius_m),
-        location: Coordinates { latitude: r.latitude, longitude: r.longitude },
+        location: Coordinates {
+            latitude: r.latitude,
+            longitude: r.longitude,
+        },
         storefront_url: app.storefront_url(&subdomain),
         subdomain,
         subscription,
@@ -387,5 +457,9 @@ pub async fn business_page(
 /// # Errors
 /// The collected errors.
 pub fn fail_on(errors: FieldErrors) -> Result<()> {
-    if errors.is_empty() { Ok(()) } else { Err(Error::validation(errors)) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::validation(errors))
+    }
 }

@@ -8,6 +8,8 @@
 //! Each check returns its violations instead of panicking, so the tests below can also show
 //! that breaking one policy makes the checks fail.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use axum::http::{Method, StatusCode};
@@ -46,7 +48,11 @@ async fn catalog_violations(db: &TestDb) -> Vec<String> {
     .fetch_all(&db.pools.owner)
     .await
     .unwrap();
-    assert!(rows.len() >= 10, "expected the tenant tables, found {}", rows.len());
+    assert!(
+        rows.len() >= 10,
+        "expected the tenant tables, found {}",
+        rows.len()
+    );
     for row in rows {
         let name: String = row.get("name");
         if !row.get::<bool, _>("enabled") {
@@ -62,7 +68,9 @@ async fn catalog_violations(db: &TestDb) -> Vec<String> {
             violations.push(format!("{name}: a policy allows writes without WITH CHECK"));
         }
         if !row.get::<bool, _>("pk_has_tenant") {
-            violations.push(format!("{name}: business_id is not part of the primary key"));
+            violations.push(format!(
+                "{name}: business_id is not part of the primary key"
+            ));
         }
     }
     // Foreign keys between tenant tables include business_id.
@@ -77,13 +85,16 @@ async fn catalog_violations(db: &TestDb) -> Vec<String> {
     .await
     .unwrap();
     for (table, constraint) in fks {
-        violations.push(format!("{table}: foreign key {constraint} between tenant tables lacks business_id"));
+        violations.push(format!(
+            "{table}: foreign key {constraint} between tenant tables lacks business_id"
+        ));
     }
     // The runtime role owns nothing and cannot bypass RLS.
-    let role = sqlx::query("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = 'fleetfront_app'")
-        .fetch_one(&db.pools.owner)
-        .await
-        .unwrap();
+    let role =
+        sqlx::query("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = 'fleetfront_app'")
+            .fetch_one(&db.pools.owner)
+            .await
+            .unwrap();
     if role.get::<bool, _>("rolsuper") || role.get::<bool, _>("rolbypassrls") {
         violations.push("fleetfront_app is a superuser or has BYPASSRLS".into());
     }
@@ -106,7 +117,9 @@ async fn catalog_violations(db: &TestDb) -> Vec<String> {
     .await
     .unwrap();
     for name in definers {
-        violations.push(format!("SECURITY DEFINER function {name} does not pin search_path"));
+        violations.push(format!(
+            "SECURITY DEFINER function {name} does not pin search_path"
+        ));
     }
     // Views (none yet) must be security_invoker.
     let views: Vec<String> = sqlx::query_scalar(
@@ -138,12 +151,22 @@ async fn world() -> World {
     let (a, a_owner) = t.business(&admin, "store-a", "growth").await;
     let (b, b_owner) = t.business(&admin, "store-b", "growth").await;
     for (token, store) in [(&a_owner, "store-a"), (&b_owner, "store-b")] {
-        t.send(Method::PATCH, "/api/v1/business/storefront", Some(token), Some(json!({"is_published": true})))
-            .await
-            .expect(StatusCode::OK);
-        t.send(Method::POST, "/api/v1/business/roles", Some(token), Some(json!({"key": "cashier", "name": "Cashier", "permissions": ["orders.read"]})))
-            .await
-            .expect(StatusCode::CREATED);
+        t.send(
+            Method::PATCH,
+            "/api/v1/business/storefront",
+            Some(token),
+            Some(json!({"is_published": true})),
+        )
+        .await
+        .expect(StatusCode::OK);
+        t.send(
+            Method::POST,
+            "/api/v1/business/roles",
+            Some(token),
+            Some(json!({"key": "cashier", "name": "Cashier", "permissions": ["orders.read"]})),
+        )
+        .await
+        .expect(StatusCode::CREATED);
         t.send(
             Method::POST,
             "/api/v1/auth/customer/register",
@@ -156,30 +179,51 @@ async fn world() -> World {
     let owner_id = |email: &str| {
         let pool = t.db.pools.owner.clone();
         let email = email.to_owned();
-        async move { sqlx::query_scalar::<_, Uuid>("SELECT id FROM users WHERE email = $1").bind(email).fetch_one(&pool).await.unwrap() }
+        async move {
+            sqlx::query_scalar::<_, Uuid>("SELECT id FROM users WHERE email = $1")
+                .bind(email)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
     };
     let a_owner_id = owner_id("owner@store-a.test").await;
     let b_owner_id = owner_id("owner@store-b.test").await;
-    World { t, a, b, a_owner, a_owner_id, b_owner_id }
+    World {
+        t,
+        a,
+        b,
+        a_owner,
+        a_owner_id,
+        b_owner_id,
+    }
 }
 
 async fn begin(db: &TestDb, kind: &str, business: Option<Uuid>) -> Tx {
     let mut tx = db.pools.app.begin().await.unwrap();
     if !kind.is_empty() {
-        set_principal(&mut tx, kind, None, None, business).await.unwrap();
+        set_principal(&mut tx, kind, None, None, business)
+            .await
+            .unwrap();
     }
     tx
 }
 
 /// Runs `sql` in a savepoint; Ok(rows affected) or Err(SQLSTATE).
 async fn attempt(tx: &mut Tx, sql: &str, binds: &[Uuid]) -> Result<u64, String> {
-    sqlx::query("SAVEPOINT attempt").execute(&mut **tx).await.unwrap();
+    sqlx::query("SAVEPOINT attempt")
+        .execute(&mut **tx)
+        .await
+        .unwrap();
     let mut query = sqlx::query(sql);
     for b in binds {
         query = query.bind(*b);
     }
     let result = query.execute(&mut **tx).await;
-    sqlx::query("ROLLBACK TO SAVEPOINT attempt").execute(&mut **tx).await.unwrap();
+    sqlx::query("ROLLBACK TO SAVEPOINT attempt")
+        .execute(&mut **tx)
+        .await
+        .unwrap();
     result.map(|r| r.rows_affected()).map_err(|e| match e {
         sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()).unwrap_or_default(),
         other => other.to_string(),
@@ -201,23 +245,42 @@ async fn data_violations(w: &World) -> Vec<String> {
         .fetch_one(&db.pools.owner)
         .await
         .unwrap();
-        assert!(ra > 0 && rb > 0, "{table} needs rows of both tenants for the check (a={ra}, b={rb})");
+        assert!(
+            ra > 0 && rb > 0,
+            "{table} needs rows of both tenants for the check (a={ra}, b={rb})"
+        );
 
         for kind in ["staff", "customer", "auth", "audit", "driver"] {
             let mut tx = begin(db, kind, Some(w.a)).await;
-            let foreign: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table} WHERE business_id <> $1"))
-                .bind(w.a)
-                .fetch_one(&mut *tx)
-                .await
-                .unwrap();
+            let foreign: i64 = sqlx::query_scalar(&format!(
+                "SELECT count(*) FROM {table} WHERE business_id <> $1"
+            ))
+            .bind(w.a)
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
             if foreign > 0 {
-                violations.push(format!("{table}: {kind} of A sees {foreign} rows of another business"));
+                violations.push(format!(
+                    "{table}: {kind} of A sees {foreign} rows of another business"
+                ));
             }
-            match attempt(&mut tx, &format!("UPDATE {table} SET business_id = business_id WHERE business_id = $1"), &[w.b]).await {
+            match attempt(
+                &mut tx,
+                &format!("UPDATE {table} SET business_id = business_id WHERE business_id = $1"),
+                &[w.b],
+            )
+            .await
+            {
                 Ok(0) | Err(_) => {}
                 Ok(n) => violations.push(format!("{table}: {kind} of A updated {n} rows of B")),
             }
-            match attempt(&mut tx, &format!("DELETE FROM {table} WHERE business_id = $1"), &[w.b]).await {
+            match attempt(
+                &mut tx,
+                &format!("DELETE FROM {table} WHERE business_id = $1"),
+                &[w.b],
+            )
+            .await
+            {
                 Ok(0) | Err(_) => {}
                 Ok(n) => violations.push(format!("{table}: {kind} of A deleted {n} rows of B")),
             }
@@ -240,21 +303,39 @@ async fn data_violations(w: &World) -> Vec<String> {
                 row["id"] = json!(Uuid::now_v7());
             }
             let sql = format!("INSERT INTO {table} SELECT * FROM jsonb_populate_record(NULL::{table}, $1::text::jsonb)");
-            sqlx::query("SAVEPOINT attempt").execute(&mut *tx).await.unwrap();
-            let result = sqlx::query(&sql).bind(row.to_string()).execute(&mut *tx).await;
-            sqlx::query("ROLLBACK TO SAVEPOINT attempt").execute(&mut *tx).await.unwrap();
+            sqlx::query("SAVEPOINT attempt")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            let result = sqlx::query(&sql)
+                .bind(row.to_string())
+                .execute(&mut *tx)
+                .await;
+            sqlx::query("ROLLBACK TO SAVEPOINT attempt")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
             if result.is_ok() {
                 violations.push(format!("{table}: A's staff inserted a row into B"));
             }
         }
-        if let Ok(n @ 1..) = attempt(&mut tx, &format!("UPDATE {table} SET business_id = $2 WHERE business_id = $1"), &[w.a, w.b]).await {
+        if let Ok(n @ 1..) = attempt(
+            &mut tx,
+            &format!("UPDATE {table} SET business_id = $2 WHERE business_id = $1"),
+            &[w.a, w.b],
+        )
+        .await
+        {
             violations.push(format!("{table}: A's staff moved {n} rows to B"));
         }
         tx.rollback().await.unwrap();
 
         // No principal: nothing visible.
         let mut tx = begin(db, "", None).await;
-        let visible: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}")).fetch_one(&mut *tx).await.unwrap();
+        let visible: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
         if visible > 0 {
             violations.push(format!("{table}: {visible} rows visible with no principal"));
         }
@@ -281,53 +362,112 @@ async fn runtime_role_sees_and_writes_only_its_tenant() {
 async fn disabling_one_tables_rls_is_caught_by_both_checks() {
     let w = world().await;
     let mut su = w.t.db.superuser().await;
-    sqlx::query("ALTER TABLE roles NO FORCE ROW LEVEL SECURITY").execute(&mut su).await.unwrap();
-    sqlx::query("ALTER TABLE roles DISABLE ROW LEVEL SECURITY").execute(&mut su).await.unwrap();
+    sqlx::query("ALTER TABLE roles NO FORCE ROW LEVEL SECURITY")
+        .execute(&mut su)
+        .await
+        .unwrap();
+    sqlx::query("ALTER TABLE roles DISABLE ROW LEVEL SECURITY")
+        .execute(&mut su)
+        .await
+        .unwrap();
     su.close().await.unwrap();
     let catalog = catalog_violations(&w.t.db).await;
-    assert!(catalog.iter().any(|v| v.starts_with("roles: row level security is not enabled")), "{catalog:#?}");
+    assert!(
+        catalog
+            .iter()
+            .any(|v| v.starts_with("roles: row level security is not enabled")),
+        "{catalog:#?}"
+    );
     let data = data_violations(&w).await;
-    assert!(data.iter().any(|v| v.starts_with("roles:") && v.contains("sees")), "{data:#?}");
+    assert!(
+        data.iter()
+            .any(|v| v.starts_with("roles:") && v.contains("sees")),
+        "{data:#?}"
+    );
 }
 
 #[tokio::test]
 async fn a_permissive_policy_is_caught_by_the_data_check() {
     let w = world().await;
     let mut su = w.t.db.superuser().await;
-    sqlx::query("DROP POLICY tenant_staff ON memberships").execute(&mut su).await.unwrap();
-    sqlx::query("CREATE POLICY tenant_staff ON memberships USING (true) WITH CHECK (true)").execute(&mut su).await.unwrap();
+    sqlx::query("DROP POLICY tenant_staff ON memberships")
+        .execute(&mut su)
+        .await
+        .unwrap();
+    sqlx::query("CREATE POLICY tenant_staff ON memberships USING (true) WITH CHECK (true)")
+        .execute(&mut su)
+        .await
+        .unwrap();
     su.close().await.unwrap();
     let data = data_violations(&w).await;
-    assert!(data.iter().any(|v| v.starts_with("memberships:") && v.contains("sees")), "{data:#?}");
-    assert!(data.iter().any(|v| v.starts_with("memberships:") && v.contains("no principal")), "{data:#?}");
+    assert!(
+        data.iter()
+            .any(|v| v.starts_with("memberships:") && v.contains("sees")),
+        "{data:#?}"
+    );
+    assert!(
+        data.iter()
+            .any(|v| v.starts_with("memberships:") && v.contains("no principal")),
+        "{data:#?}"
+    );
 }
 
 #[tokio::test]
 async fn dropping_a_policy_is_caught_by_the_catalog_check() {
     let db = common::fresh_db().await;
     let mut su = db.superuser().await;
-    sqlx::query("DROP POLICY tenant_customer_tokens ON customer_refresh_tokens").execute(&mut su).await.unwrap();
-    sqlx::query("ALTER TABLE outbox_messages NO FORCE ROW LEVEL SECURITY").execute(&mut su).await.unwrap();
+    sqlx::query("DROP POLICY tenant_customer_tokens ON customer_refresh_tokens")
+        .execute(&mut su)
+        .await
+        .unwrap();
+    sqlx::query("ALTER TABLE outbox_messages NO FORCE ROW LEVEL SECURITY")
+        .execute(&mut su)
+        .await
+        .unwrap();
     su.close().await.unwrap();
     let violations = catalog_violations(&db).await;
-    assert!(violations.contains(&"customer_refresh_tokens: has no policy".to_owned()), "{violations:#?}");
-    assert!(violations.contains(&"outbox_messages: row level security is not forced".to_owned()), "{violations:#?}");
+    assert!(
+        violations.contains(&"customer_refresh_tokens: has no policy".to_owned()),
+        "{violations:#?}"
+    );
+    assert!(
+        violations.contains(&"outbox_messages: row level security is not forced".to_owned()),
+        "{violations:#?}"
+    );
 }
 
 #[tokio::test]
 async fn runtime_role_cannot_change_or_delete_audit_rows() {
     let w = world().await;
     let mut tx = begin(&w.t.db, "staff", Some(w.a)).await;
-    let visible: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log").fetch_one(&mut *tx).await.unwrap();
+    let visible: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
     assert!(visible > 0, "A's staff sees A's audit rows");
-    let update = attempt(&mut tx, "UPDATE audit_log SET action = 'x' WHERE business_id = $1", &[w.a]).await;
+    let update = attempt(
+        &mut tx,
+        "UPDATE audit_log SET action = 'x' WHERE business_id = $1",
+        &[w.a],
+    )
+    .await;
     assert_eq!(update, Err("42501".into()), "no UPDATE privilege");
-    let delete = attempt(&mut tx, "DELETE FROM audit_log WHERE business_id = $1", &[w.a]).await;
+    let delete = attempt(
+        &mut tx,
+        "DELETE FROM audit_log WHERE business_id = $1",
+        &[w.a],
+    )
+    .await;
     assert_eq!(delete, Err("42501".into()), "no DELETE privilege");
     tx.rollback().await.unwrap();
     // Even the owner cannot rewrite history: the trigger refuses.
-    let owner_delete = sqlx::query("DELETE FROM audit_log").execute(&w.t.db.pools.owner).await;
-    assert!(owner_delete.is_err(), "the append-only trigger refuses deletes");
+    let owner_delete = sqlx::query("DELETE FROM audit_log")
+        .execute(&w.t.db.pools.owner)
+        .await;
+    assert!(
+        owner_delete.is_err(),
+        "the append-only trigger refuses deletes"
+    );
 }
 
 async fn denied_audit_rows(w: &World, path: &str) -> i64 {
@@ -343,31 +483,72 @@ async fn denied_audit_rows(w: &World, path: &str) -> i64 {
 async fn http_cross_tenant_access_is_404_and_audited() {
     let w = world().await;
     let t = &w.t;
-    let b_roles: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM roles WHERE business_id = $1").bind(w.b).fetch_all(&t.db.pools.owner).await.unwrap();
-    let b_custom_role: Uuid = sqlx::query_scalar("SELECT id FROM roles WHERE business_id = $1 AND key = 'cashier'").bind(w.b).fetch_one(&t.db.pools.owner).await.unwrap();
+    let b_roles: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM roles WHERE business_id = $1")
+        .bind(w.b)
+        .fetch_all(&t.db.pools.owner)
+        .await
+        .unwrap();
+    let b_custom_role: Uuid =
+        sqlx::query_scalar("SELECT id FROM roles WHERE business_id = $1 AND key = 'cashier'")
+            .bind(w.b)
+            .fetch_one(&t.db.pools.owner)
+            .await
+            .unwrap();
     assert!(!b_roles.is_empty());
     // Collection endpoints scoped by the token show only A's data (checked before A's own
     // attempts below put B's ids into A's audit log).
-    for path in ["/api/v1/business/storefront", "/api/v1/business/staff", "/api/v1/business/roles", "/api/v1/business/audit-log"] {
-        let body = t.send(Method::GET, path, Some(&w.a_owner), None).await.expect(StatusCode::OK).to_string();
+    for path in [
+        "/api/v1/business/storefront",
+        "/api/v1/business/staff",
+        "/api/v1/business/roles",
+        "/api/v1/business/audit-log",
+    ] {
+        let body = t
+            .send(Method::GET, path, Some(&w.a_owner), None)
+            .await
+            .expect(StatusCode::OK)
+            .to_string();
         assert!(!body.contains(&w.b.to_string()), "{path} leaks B's id");
-        assert!(!body.contains(&w.b_owner_id.to_string()), "{path} leaks B's owner");
+        assert!(
+            !body.contains(&w.b_owner_id.to_string()),
+            "{path} leaks B's owner"
+        );
         assert!(!body.contains("store-b"), "{path} leaks B's subdomain");
         for role in &b_roles {
             assert!(!body.contains(&role.to_string()), "{path} leaks B's role");
         }
     }
     let cases = [
-        (Method::PATCH, format!("/api/v1/business/staff/{}", w.b_owner_id), Some(json!({"role": "staff"}))),
-        (Method::DELETE, format!("/api/v1/business/staff/{}", w.b_owner_id), None),
-        (Method::PATCH, format!("/api/v1/business/roles/{b_custom_role}"), Some(json!({"name": "Hacked"}))),
-        (Method::DELETE, format!("/api/v1/business/roles/{b_custom_role}"), None),
+        (
+            Method::PATCH,
+            format!("/api/v1/business/staff/{}", w.b_owner_id),
+            Some(json!({"role": "staff"})),
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/business/staff/{}", w.b_owner_id),
+            None,
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/business/roles/{b_custom_role}"),
+            Some(json!({"name": "Hacked"})),
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/business/roles/{b_custom_role}"),
+            None,
+        ),
     ];
     for (method, path, body) in cases {
         let before = denied_audit_rows(&w, &path).await;
         let reply = t.send(method.clone(), &path, Some(&w.a_owner), body).await;
         reply.expect_problem(StatusCode::NOT_FOUND, "not_found");
-        assert_eq!(denied_audit_rows(&w, &path).await, before + 1, "{method} {path} was not audited");
+        assert_eq!(
+            denied_audit_rows(&w, &path).await,
+            before + 1,
+            "{method} {path} was not audited"
+        );
     }
     // B is untouched.
     let b_owner_role: String = sqlx::query_scalar(
@@ -379,7 +560,13 @@ async fn http_cross_tenant_access_is_404_and_audited() {
     .await
     .unwrap();
     assert_eq!(b_owner_role, "owner");
-    let name: String = sqlx::query_scalar("SELECT name FROM roles WHERE business_id = $1 AND id = $2").bind(w.b).bind(b_custom_role).fetch_one(&t.db.pools.owner).await.unwrap();
+    let name: String =
+        sqlx::query_scalar("SELECT name FROM roles WHERE business_id = $1 AND id = $2")
+            .bind(w.b)
+            .bind(b_custom_role)
+            .fetch_one(&t.db.pools.owner)
+            .await
+            .unwrap();
     assert_eq!(name, "Cashier");
 
     assert!(w.a_owner_id != w.b_owner_id);
@@ -390,7 +577,12 @@ async fn staff_and_customers_cannot_use_admin_endpoints() {
     let w = world().await;
     let t = &w.t;
     let customer = t
-        .send(Method::POST, "/api/v1/auth/customer/login", None, Some(json!({"store": "store-a", "email": "same@customer.test", "password": PASSWORD})))
+        .send(
+            Method::POST,
+            "/api/v1/auth/customer/login",
+            None,
+            Some(json!({"store": "store-a", "email": "same@customer.test", "password": PASSWORD})),
+        )
         .await
         .expect(StatusCode::OK)["access_token"]
         .as_str()
@@ -403,15 +595,21 @@ async fn staff_and_customers_cannot_use_admin_endpoints() {
             (Method::GET, "/api/v1/admin/platform-metrics".to_owned()),
             (Method::GET, "/api/v1/admin/plans".to_owned()),
         ] {
-            t.send(method, &path, Some(token), None).await.expect_problem(StatusCode::FORBIDDEN, "forbidden");
+            t.send(method, &path, Some(token), None)
+                .await
+                .expect_problem(StatusCode::FORBIDDEN, "forbidden");
         }
     }
     // Customers cannot use the business API of their own store either.
-    t.send(Method::GET, "/api/v1/business/staff", Some(&customer), None).await.expect_problem(StatusCode::FORBIDDEN, "forbidden");
-    let denied: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE business_id = $1 AND outcome = 'denied'")
-        .bind(w.a)
-        .fetch_one(&t.db.pools.owner)
+    t.send(Method::GET, "/api/v1/business/staff", Some(&customer), None)
         .await
-        .unwrap();
+        .expect_problem(StatusCode::FORBIDDEN, "forbidden");
+    let denied: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE business_id = $1 AND outcome = 'denied'",
+    )
+    .bind(w.a)
+    .fetch_one(&t.db.pools.owner)
+    .await
+    .unwrap();
     assert!(denied >= 9, "every refusal is audited, found {denied}");
 }

@@ -5,101 +5,95 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Every error code the API can answer with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
+macro_rules! error_codes {
+    ($($(#[$meta:meta])* $variant:ident => $key:literal;)*) => {
+        /// Every error code the API can answer with.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+        // utoipa does not see the per-variant renames (their literal arrives as a macro
+        // fragment) and would document `PlanLimitReached`; `rename_all` gives it the wire names,
+        // which the per-variant renames (serde's source of truth) must equal.
+        #[serde(rename_all = "snake_case")]
+        pub enum ErrorCode {
+            $($(#[$meta])* #[serde(rename = $key)] $variant,)*
+        }
+
+        impl ErrorCode {
+            /// Every code, in a stable order (for documentation).
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            /// The code as it appears on the wire.
+            pub fn as_str(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $key,)* }
+            }
+        }
+    };
+}
+
+error_codes! {
     /// The request body or query is not well-formed (bad JSON, wrong content type).
-    MalformedRequest,
+    MalformedRequest => "malformed_request";
     /// The request is well-formed but some values break the rules; see the field errors.
-    ValidationFailed,
+    ValidationFailed => "validation_failed";
     /// No credentials, or credentials that are not valid.
-    Unauthenticated,
+    Unauthenticated => "unauthenticated";
     /// The access token has expired; refresh it.
-    TokenExpired,
+    TokenExpired => "token_expired";
     /// The session behind the token was revoked or changed (role change, logout everywhere).
-    SessionRevoked,
+    SessionRevoked => "session_revoked";
     /// The email and password do not match an account.
-    InvalidCredentials,
+    InvalidCredentials => "invalid_credentials";
     /// The refresh token is unknown, expired, revoked or was already used.
-    InvalidRefreshToken,
+    InvalidRefreshToken => "invalid_refresh_token";
+    /// The password set-up link is unknown, expired or was already used.
+    InvalidSetupToken => "invalid_setup_token";
     /// The principal may not perform this action.
-    Forbidden,
+    Forbidden => "forbidden";
     /// This action needs a recent PIN confirmation (an elevated token).
-    ElevationRequired,
+    ElevationRequired => "elevation_required";
     /// The PIN is wrong.
-    InvalidPin,
+    InvalidPin => "invalid_pin";
     /// Too many wrong PINs: the PIN is locked until it is reset.
-    PinLocked,
+    PinLocked => "pin_locked";
     /// No PIN has been set for this account.
-    PinNotSet,
+    PinNotSet => "pin_not_set";
     /// Too many failed attempts; retry later.
-    TooManyAttempts,
+    TooManyAttempts => "too_many_attempts";
     /// The resource does not exist or is not visible to the caller.
-    NotFound,
+    NotFound => "not_found";
     /// The request conflicts with the current state.
-    Conflict,
+    Conflict => "conflict";
     /// An account with this email already exists.
-    EmailTaken,
+    EmailTaken => "email_taken";
     /// The storefront subdomain is already in use.
-    SubdomainTaken,
+    SubdomainTaken => "subdomain_taken";
     /// The custom domain is already in use.
-    DomainTaken,
+    DomainTaken => "domain_taken";
     /// The business's subscription plan does not allow this.
-    PlanLimitReached,
+    PlanLimitReached => "plan_limit_reached";
     /// The business is suspended.
-    BusinessSuspended,
+    BusinessSuspended => "business_suspended";
     /// The account is not active (pending approval or suspended).
-    AccountInactive,
+    AccountInactive => "account_inactive";
     /// The request body is too large.
-    PayloadTooLarge,
+    PayloadTooLarge => "payload_too_large";
     /// The request body is not JSON (`Content-Type: application/json` expected).
-    UnsupportedMediaType,
+    UnsupportedMediaType => "unsupported_media_type";
     /// The HTTP method is not allowed on this path.
-    MethodNotAllowed,
+    MethodNotAllowed => "method_not_allowed";
     /// The server cannot serve right now (e.g. the database is unreachable); retry later.
-    Unavailable,
+    Unavailable => "unavailable";
     /// An unexpected server error; it has been logged with the request id.
-    Internal,
+    Internal => "internal";
 }
 
 impl ErrorCode {
-    /// The code as it appears on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::MalformedRequest => "malformed_request",
-            Self::ValidationFailed => "validation_failed",
-            Self::Unauthenticated => "unauthenticated",
-            Self::TokenExpired => "token_expired",
-            Self::SessionRevoked => "session_revoked",
-            Self::InvalidCredentials => "invalid_credentials",
-            Self::InvalidRefreshToken => "invalid_refresh_token",
-            Self::Forbidden => "forbidden",
-            Self::ElevationRequired => "elevation_required",
-            Self::InvalidPin => "invalid_pin",
-            Self::PinLocked => "pin_locked",
-            Self::PinNotSet => "pin_not_set",
-            Self::TooManyAttempts => "too_many_attempts",
-            Self::NotFound => "not_found",
-            Self::Conflict => "conflict",
-            Self::EmailTaken => "email_taken",
-            Self::SubdomainTaken => "subdomain_taken",
-            Self::DomainTaken => "domain_taken",
-            Self::PlanLimitReached => "plan_limit_reached",
-            Self::BusinessSuspended => "business_suspended",
-            Self::AccountInactive => "account_inactive",
-            Self::PayloadTooLarge => "payload_too_large",
-            Self::UnsupportedMediaType => "unsupported_media_type",
-            Self::MethodNotAllowed => "method_not_allowed",
-            Self::Unavailable => "unavailable",
-            Self::Internal => "internal",
-        }
-    }
-
     /// Whether retrying the same request later may succeed.
     pub fn is_retryable(self) -> bool {
-        matches!(self, Self::TooManyAttempts | Self::Unavailable | Self::Internal)
+        matches!(
+            self,
+            Self::TooManyAttempts | Self::Unavailable | Self::Internal
+        )
     }
 }
 
@@ -115,7 +109,7 @@ mod tests {
 
     #[test]
     fn wire_form_matches_as_str() {
-        for code in [ErrorCode::PlanLimitReached, ErrorCode::MalformedRequest, ErrorCode::NotFound] {
+        for code in ErrorCode::ALL.iter().copied() {
             let json = serde_json::to_string(&code).expect("serializes");
             assert_eq!(json, format!("\"{}\"", code.as_str()));
         }

@@ -66,7 +66,10 @@ impl OperatingHours {
     /// # Errors
     /// When the times are not `HH:MM`.
     pub fn every_day(open: &str, close: &str) -> Result<Self, ValueError> {
-        let day = vec![Interval { open: open.to_owned(), close: close.to_owned() }];
+        let day = vec![Interval {
+            open: open.to_owned(),
+            close: close.to_owned(),
+        }];
         let hours = Self {
             monday: day.clone(),
             tuesday: day.clone(),
@@ -138,18 +141,32 @@ impl OperatingHours {
         let today = local.weekday();
         let yesterday = today.pred();
         let spans = |weekday: Weekday| {
-            self.day(weekday).iter().filter_map(|i| Some((parse_hhmm(&i.open).ok()?, parse_hhmm(&i.close).ok()?)))
+            self.day(weekday)
+                .iter()
+                .filter_map(|i| Some((parse_hhmm(&i.open).ok()?, parse_hhmm(&i.close).ok()?)))
         };
         let open_today = spans(today).any(|(open, close)| {
-            if close > open { (open..close).contains(&minute) } else { minute >= open }
+            if close > open {
+                (open..close).contains(&minute)
+            } else {
+                minute >= open
+            }
         });
-        let spill_from_yesterday = spans(yesterday).any(|(open, close)| close < open && minute < close);
+        let spill_from_yesterday =
+            spans(yesterday).any(|(open, close)| close < open && minute < close);
         open_today || spill_from_yesterday
     }
 }
 
-const WEEK: [Weekday; 7] =
-    [Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri, Weekday::Sat, Weekday::Sun];
+const WEEK: [Weekday; 7] = [
+    Weekday::Mon,
+    Weekday::Tue,
+    Weekday::Wed,
+    Weekday::Thu,
+    Weekday::Fri,
+    Weekday::Sat,
+    Weekday::Sun,
+];
 
 #[cfg(test)]
 mod tests {
@@ -157,7 +174,9 @@ mod tests {
     use chrono::TimeZone;
 
     fn at(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(y, m, d, h, min, 0).single().expect("valid instant")
+        Utc.with_ymd_and_hms(y, m, d, h, min, 0)
+            .single()
+            .expect("valid instant")
     }
 
     #[test]
@@ -174,7 +193,10 @@ mod tests {
     #[test]
     fn overnight_interval_spills_into_next_day() {
         let hours = OperatingHours {
-            friday: vec![Interval { open: "22:00".into(), close: "02:00".into() }],
+            friday: vec![Interval {
+                open: "22:00".into(),
+                close: "02:00".into(),
+            }],
             ..OperatingHours::default()
         };
         hours.validate().expect("valid");
@@ -188,16 +210,40 @@ mod tests {
 
     #[test]
     fn validation_rules() {
-        assert_eq!(OperatingHours::every_day("9:00", "17:00").expect_err("format").code, "invalid_time");
-        assert_eq!(OperatingHours::every_day("25:00", "17:00").expect_err("hour").code, "invalid_time");
-        assert_eq!(OperatingHours::every_day("10:00", "10:00").expect_err("empty").code, "empty_interval");
+        assert_eq!(
+            OperatingHours::every_day("9:00", "17:00")
+                .expect_err("format")
+                .code,
+            "invalid_time"
+        );
+        assert_eq!(
+            OperatingHours::every_day("25:00", "17:00")
+                .expect_err("hour")
+                .code,
+            "invalid_time"
+        );
+        assert_eq!(
+            OperatingHours::every_day("10:00", "10:00")
+                .expect_err("empty")
+                .code,
+            "empty_interval"
+        );
         let overlapping = OperatingHours {
             monday: vec![
-                Interval { open: "09:00".into(), close: "12:00".into() },
-                Interval { open: "11:00".into(), close: "14:00".into() },
+                Interval {
+                    open: "09:00".into(),
+                    close: "12:00".into(),
+                },
+                Interval {
+                    open: "11:00".into(),
+                    close: "14:00".into(),
+                },
             ],
             ..OperatingHours::default()
         };
-        assert_eq!(overlapping.validate().expect_err("overlap").code, "overlapping_intervals");
+        assert_eq!(
+            overlapping.validate().expect_err("overlap").code,
+            "overlapping_intervals"
+        );
     }
 }

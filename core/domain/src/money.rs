@@ -17,10 +17,34 @@ pub struct Currency([u8; 3]);
 
 /// Currencies the platform accepts, with the number of minor-unit digits of each.
 const KNOWN: &[(&str, u8)] = &[
-    ("AED", 2), ("AUD", 2), ("BRL", 2), ("CAD", 2), ("CHF", 2), ("CZK", 2), ("DKK", 2),
-    ("EUR", 2), ("GBP", 2), ("HUF", 2), ("ILS", 2), ("INR", 2), ("ISK", 0), ("JPY", 0),
-    ("KRW", 0), ("MXN", 2), ("NOK", 2), ("NZD", 2), ("PLN", 2), ("RON", 2), ("SEK", 2),
-    ("SGD", 2), ("TRY", 2), ("UAH", 2), ("USD", 2), ("ZAR", 2), ("KWD", 3), ("BHD", 3),
+    ("AED", 2),
+    ("AUD", 2),
+    ("BRL", 2),
+    ("CAD", 2),
+    ("CHF", 2),
+    ("CZK", 2),
+    ("DKK", 2),
+    ("EUR", 2),
+    ("GBP", 2),
+    ("HUF", 2),
+    ("ILS", 2),
+    ("INR", 2),
+    ("ISK", 0),
+    ("JPY", 0),
+    ("KRW", 0),
+    ("MXN", 2),
+    ("NOK", 2),
+    ("NZD", 2),
+    ("PLN", 2),
+    ("RON", 2),
+    ("SEK", 2),
+    ("SGD", 2),
+    ("TRY", 2),
+    ("UAH", 2),
+    ("USD", 2),
+    ("ZAR", 2),
+    ("KWD", 3),
+    ("BHD", 3),
 ];
 
 /// Why a currency code was refused.
@@ -123,7 +147,10 @@ impl Money {
     /// On mixed currencies or overflow.
     pub fn checked_add(self, other: Money) -> Result<Money, MoneyError> {
         self.same_currency(other)?;
-        let minor = self.minor.checked_add(other.minor).ok_or(MoneyError::Overflow)?;
+        let minor = self
+            .minor
+            .checked_add(other.minor)
+            .ok_or(MoneyError::Overflow)?;
         Ok(Money { minor, ..self })
     }
 
@@ -133,7 +160,10 @@ impl Money {
     /// On mixed currencies or overflow.
     pub fn checked_sub(self, other: Money) -> Result<Money, MoneyError> {
         self.same_currency(other)?;
-        let minor = self.minor.checked_sub(other.minor).ok_or(MoneyError::Overflow)?;
+        let minor = self
+            .minor
+            .checked_sub(other.minor)
+            .ok_or(MoneyError::Overflow)?;
         Ok(Money { minor, ..self })
     }
 
@@ -142,7 +172,10 @@ impl Money {
     /// # Errors
     /// On overflow.
     pub fn checked_mul(self, quantity: i64) -> Result<Money, MoneyError> {
-        let minor = self.minor.checked_mul(quantity).ok_or(MoneyError::Overflow)?;
+        let minor = self
+            .minor
+            .checked_mul(quantity)
+            .ok_or(MoneyError::Overflow)?;
         Ok(Money { minor, ..self })
     }
 
@@ -217,7 +250,10 @@ mod tests {
     #[test]
     fn refuses_mixed_currencies() {
         let usd = Money::new(1, Currency::parse("USD").expect("known"));
-        assert!(matches!(eur(1).checked_add(usd), Err(MoneyError::CurrencyMismatch(..))));
+        assert!(matches!(
+            eur(1).checked_add(usd),
+            Err(MoneyError::CurrencyMismatch(..))
+        ));
     }
 
     #[test]
@@ -232,7 +268,10 @@ mod tests {
     fn displays_with_minor_digits() {
         assert_eq!(eur(1250).to_string(), "12.50 EUR");
         assert_eq!(eur(-5).to_string(), "-0.05 EUR");
-        assert_eq!(Money::new(500, Currency::parse("JPY").expect("known")).to_string(), "500 JPY");
+        assert_eq!(
+            Money::new(500, Currency::parse("JPY").expect("known")).to_string(),
+            "500 JPY"
+        );
     }
 
     proptest! {

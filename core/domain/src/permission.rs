@@ -127,8 +127,12 @@ pub enum BuiltinRole {
 
 impl BuiltinRole {
     /// All built-in roles.
-    pub const ALL: [BuiltinRole; 4] =
-        [BuiltinRole::Owner, BuiltinRole::Manager, BuiltinRole::Staff, BuiltinRole::Dispatcher];
+    pub const ALL: [BuiltinRole; 4] = [
+        BuiltinRole::Owner,
+        BuiltinRole::Manager,
+        BuiltinRole::Staff,
+        BuiltinRole::Dispatcher,
+    ];
 
     /// The role's key inside a business.
     pub fn key(self) -> &'static str {
@@ -161,9 +165,20 @@ impl BuiltinRole {
         let list: &[Permission] = match self {
             Self::Owner => Permission::ALL,
             Self::Manager => &[
-                BusinessRead, StorefrontManage, StaffRead, StaffManage, CatalogRead, CatalogManage,
-                OrdersRead, OrdersManage, DispatchManage, CustomersRead, AnalyticsRead,
-                FinanceRead, PaymentsRefund, AuditRead,
+                BusinessRead,
+                StorefrontManage,
+                StaffRead,
+                StaffManage,
+                CatalogRead,
+                CatalogManage,
+                OrdersRead,
+                OrdersManage,
+                DispatchManage,
+                CustomersRead,
+                AnalyticsRead,
+                FinanceRead,
+                PaymentsRefund,
+                AuditRead,
             ],
             Self::Staff => &[BusinessRead, CatalogRead, OrdersRead, OrdersManage],
             Self::Dispatcher => &[BusinessRead, OrdersRead, DispatchManage],
@@ -291,9 +306,15 @@ impl From<PlatformPermission> for Ask {
 pub fn can(actor: &Actor, ask: impl Into<Ask>, resource: Resource) -> bool {
     match (actor, ask.into(), resource) {
         (Actor::Admin { .. }, _, _) => true,
-        (Actor::Staff { business, permissions, .. }, Ask::Business(p), Resource::Business(b)) => {
-            *business == b && permissions.contains(p)
-        }
+        (
+            Actor::Staff {
+                business,
+                permissions,
+                ..
+            },
+            Ask::Business(p),
+            Resource::Business(b),
+        ) => *business == b && permissions.contains(p),
         _ => false,
     }
 }
@@ -331,14 +352,21 @@ mod tests {
     use uuid::Uuid;
 
     fn staff(role: BuiltinRole, business: BusinessId) -> Actor {
-        Actor::Staff { user: UserId(Uuid::nil()), business, permissions: role.permissions() }
+        Actor::Staff {
+            user: UserId(Uuid::nil()),
+            business,
+            permissions: role.permissions(),
+        }
     }
 
     #[test]
     fn permission_keys_round_trip() {
         for p in Permission::ALL {
             assert_eq!(Permission::parse(p.key()), Some(*p));
-            assert_eq!(serde_json::to_string(p).expect("serializes"), format!("\"{}\"", p.key()));
+            assert_eq!(
+                serde_json::to_string(p).expect("serializes"),
+                format!("\"{}\"", p.key())
+            );
         }
         assert_eq!(Permission::parse("nope"), None);
     }
@@ -350,7 +378,11 @@ mod tests {
         let owner = staff(BuiltinRole::Owner, a);
         assert!(can(&owner, Permission::StaffManage, Resource::Business(a)));
         assert!(!can(&owner, Permission::StaffManage, Resource::Business(b)));
-        assert!(!can(&owner, PlatformPermission::BusinessesManage, Resource::Platform));
+        assert!(!can(
+            &owner,
+            PlatformPermission::BusinessesManage,
+            Resource::Platform
+        ));
     }
 
     #[test]
@@ -361,20 +393,35 @@ mod tests {
         }
         let manager = BuiltinRole::Manager.permissions();
         assert!(!manager.contains(Permission::RolesManage));
-        assert!(!BuiltinRole::Staff.permissions().contains(Permission::StaffManage));
-        assert!(BuiltinRole::Dispatcher.permissions().contains(Permission::DispatchManage));
+        assert!(!BuiltinRole::Staff
+            .permissions()
+            .contains(Permission::StaffManage));
+        assert!(BuiltinRole::Dispatcher
+            .permissions()
+            .contains(Permission::DispatchManage));
     }
 
     #[test]
     fn customers_and_drivers_hold_no_staff_permissions() {
         let a = BusinessId(Uuid::from_u128(1));
-        let customer = Actor::Customer { customer: CustomerId(Uuid::nil()), business: a };
-        let driver = Actor::Driver { user: UserId(Uuid::nil()) };
+        let customer = Actor::Customer {
+            customer: CustomerId(Uuid::nil()),
+            business: a,
+        };
+        let driver = Actor::Driver {
+            user: UserId(Uuid::nil()),
+        };
         for p in Permission::ALL {
             assert!(!can(&customer, *p, Resource::Business(a)));
             assert!(!can(&driver, *p, Resource::Business(a)));
         }
-        let admin = Actor::Admin { user: UserId(Uuid::nil()) };
-        assert!(can(&admin, PlatformPermission::PlansManage, Resource::Platform));
+        let admin = Actor::Admin {
+            user: UserId(Uuid::nil()),
+        };
+        assert!(can(
+            &admin,
+            PlatformPermission::PlansManage,
+            Resource::Platform
+        ));
     }
 }

@@ -26,8 +26,12 @@ pub enum PlanKey {
 
 impl PlanKey {
     /// Every tier.
-    pub const ALL: [PlanKey; 4] =
-        [PlanKey::Starter, PlanKey::Growth, PlanKey::Professional, PlanKey::Enterprise];
+    pub const ALL: [PlanKey; 4] = [
+        PlanKey::Starter,
+        PlanKey::Growth,
+        PlanKey::Professional,
+        PlanKey::Enterprise,
+    ];
 
     /// Stored form.
     pub fn as_str(self) -> &'static str {
@@ -138,9 +142,17 @@ pub struct PlanLimitReached {
 ///
 /// # Errors
 /// [`PlanLimitReached`] when the plan's limit is already reached.
-pub fn check_limit(limits: &PlanLimits, kind: LimitKind, current: u64) -> Result<(), PlanLimitReached> {
+pub fn check_limit(
+    limits: &PlanLimits,
+    kind: LimitKind,
+    current: u64,
+) -> Result<(), PlanLimitReached> {
     match limits.get(kind) {
-        Some(limit) if current >= u64::from(limit) => Err(PlanLimitReached { kind, limit, current }),
+        Some(limit) if current >= u64::from(limit) => Err(PlanLimitReached {
+            kind,
+            limit,
+            current,
+        }),
         _ => Ok(()),
     }
 }
@@ -226,8 +238,12 @@ impl SubscriptionStatus {
         use SubscriptionStatus::*;
         matches!(
             (self, next),
-            (Trial, Active) | (Trial, Canceled) | (Active, PastDue) | (Active, Canceled)
-                | (PastDue, Active) | (PastDue, Canceled)
+            (Trial, Active)
+                | (Trial, Canceled)
+                | (Active, PastDue)
+                | (Active, Canceled)
+                | (PastDue, Active)
+                | (PastDue, Canceled)
         )
     }
 }
@@ -246,11 +262,20 @@ mod tests {
 
     #[test]
     fn limits_allow_up_to_the_limit() {
-        let limits = PlanLimits { staff_seats: Some(3), ..PlanLimits::default() };
+        let limits = PlanLimits {
+            staff_seats: Some(3),
+            ..PlanLimits::default()
+        };
         assert!(check_limit(&limits, LimitKind::StaffSeats, 2).is_ok());
         let err = check_limit(&limits, LimitKind::StaffSeats, 3).expect_err("full");
-        assert_eq!(err.to_string(), "the plan allows 3 staff seats; 3 are in use");
-        assert!(check_limit(&limits, LimitKind::Products, 1_000_000).is_ok(), "None is unlimited");
+        assert_eq!(
+            err.to_string(),
+            "the plan allows 3 staff seats; 3 are in use"
+        );
+        assert!(
+            check_limit(&limits, LimitKind::Products, 1_000_000).is_ok(),
+            "None is unlimited"
+        );
     }
 
     #[test]
@@ -266,9 +291,20 @@ mod tests {
 
     #[test]
     fn periods() {
-        let start = "2026-01-31T12:00:00Z".parse::<DateTime<Utc>>().expect("valid");
-        assert_eq!(BillingInterval::Monthly.period_end(start).to_rfc3339(), "2026-02-28T12:00:00+00:00");
-        assert_eq!(BillingInterval::Yearly.period_end(start).to_rfc3339(), "2027-01-31T12:00:00+00:00");
-        assert_eq!(trial_period(start).1.to_rfc3339(), "2026-02-14T12:00:00+00:00");
+        let start = "2026-01-31T12:00:00Z"
+            .parse::<DateTime<Utc>>()
+            .expect("valid");
+        assert_eq!(
+            BillingInterval::Monthly.period_end(start).to_rfc3339(),
+            "2026-02-28T12:00:00+00:00"
+        );
+        assert_eq!(
+            BillingInterval::Yearly.period_end(start).to_rfc3339(),
+            "2027-01-31T12:00:00+00:00"
+        );
+        assert_eq!(
+            trial_period(start).1.to_rfc3339(),
+            "2026-02-14T12:00:00+00:00"
+        );
     }
 }

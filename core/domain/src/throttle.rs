@@ -16,10 +16,16 @@ pub struct ThrottlePolicy {
 }
 
 /// Per-account login policy: 5 failures in 15 minutes.
-pub const ACCOUNT_LOGIN: ThrottlePolicy = ThrottlePolicy { max_failures: 5, window: Duration::minutes(15) };
+pub const ACCOUNT_LOGIN: ThrottlePolicy = ThrottlePolicy {
+    max_failures: 5,
+    window: Duration::minutes(15),
+};
 
 /// Per-address login policy: 30 failures in 15 minutes (shared offices and NAT need headroom).
-pub const ADDRESS_LOGIN: ThrottlePolicy = ThrottlePolicy { max_failures: 30, window: Duration::minutes(15) };
+pub const ADDRESS_LOGIN: ThrottlePolicy = ThrottlePolicy {
+    max_failures: 30,
+    window: Duration::minutes(15),
+};
 
 /// Wrong PINs before the PIN locks until it is reset (no time-based unlock).
 pub const PIN_MAX_FAILURES: u32 = 5;
@@ -52,7 +58,9 @@ impl ThrottlePolicy {
             Some(s) if s.failures >= self.max_failures => {
                 let ends = s.window_started_at + self.window;
                 if now < ends {
-                    Gate::Refuse { retry_after_secs: (ends - now).num_seconds().max(1) }
+                    Gate::Refuse {
+                        retry_after_secs: (ends - now).num_seconds().max(1),
+                    }
                 } else {
                     Gate::Allow
                 }
@@ -62,12 +70,20 @@ impl ThrottlePolicy {
     }
 
     /// The state after one more failure at `now`.
-    pub fn record_failure(&self, state: Option<ThrottleState>, now: DateTime<Utc>) -> ThrottleState {
+    pub fn record_failure(
+        &self,
+        state: Option<ThrottleState>,
+        now: DateTime<Utc>,
+    ) -> ThrottleState {
         match state {
-            Some(s) if now < s.window_started_at + self.window => {
-                ThrottleState { failures: s.failures.saturating_add(1), ..s }
-            }
-            _ => ThrottleState { failures: 1, window_started_at: now },
+            Some(s) if now < s.window_started_at + self.window => ThrottleState {
+                failures: s.failures.saturating_add(1),
+                ..s
+            },
+            _ => ThrottleState {
+                failures: 1,
+                window_started_at: now,
+            },
         }
     }
 }
@@ -88,9 +104,17 @@ mod tests {
             assert_eq!(policy.gate(state, t(i)), Gate::Allow);
             state = Some(policy.record_failure(state, t(i)));
         }
-        assert_eq!(policy.gate(state, t(10)), Gate::Refuse { retry_after_secs: 890 });
+        assert_eq!(
+            policy.gate(state, t(10)),
+            Gate::Refuse {
+                retry_after_secs: 890
+            }
+        );
         assert_eq!(policy.gate(state, t(900)), Gate::Allow);
         let fresh = policy.record_failure(state, t(901));
-        assert_eq!(fresh.failures, 1, "a new window starts after the old one ends");
+        assert_eq!(
+            fresh.failures, 1,
+            "a new window starts after the old one ends"
+        );
     }
 }

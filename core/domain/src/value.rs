@@ -18,7 +18,10 @@ pub struct ValueError {
 
 impl ValueError {
     fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -79,7 +82,10 @@ impl Email {
             return Err(ValueError::new("required", "email is required"));
         }
         if email.len() > 254 {
-            return Err(ValueError::new("too_long", "email must be at most 254 characters"));
+            return Err(ValueError::new(
+                "too_long",
+                "email must be at most 254 characters",
+            ));
         }
         let Some((local, domain)) = email.split_once('@') else {
             return Err(ValueError::new("invalid_email", "email must contain @"));
@@ -93,7 +99,10 @@ impl Email {
             && !domain.contains("..")
             && email.chars().all(|c| !c.is_whitespace() && !c.is_control());
         if !valid {
-            return Err(ValueError::new("invalid_email", "email is not a valid address"));
+            return Err(ValueError::new(
+                "invalid_email",
+                "email is not a valid address",
+            ));
         }
         Ok(Self(email))
     }
@@ -101,10 +110,46 @@ impl Email {
 
 /// Words that can never be a storefront subdomain: platform hosts and look-alikes.
 pub const RESERVED_SUBDOMAINS: &[&str] = &[
-    "www", "api", "admin", "app", "apps", "assets", "auth", "billing", "blog", "cdn", "dashboard",
-    "dev", "docs", "driver", "drivers", "help", "login", "mail", "ftp", "smtp", "imap", "pop",
-    "ns1", "ns2", "platform", "pos", "root", "shop", "static", "status", "staging", "store",
-    "support", "test", "fleetfront", "localhost", "webmail", "security", "account", "accounts",
+    "www",
+    "api",
+    "admin",
+    "app",
+    "apps",
+    "assets",
+    "auth",
+    "billing",
+    "blog",
+    "cdn",
+    "dashboard",
+    "dev",
+    "docs",
+    "driver",
+    "drivers",
+    "help",
+    "login",
+    "mail",
+    "ftp",
+    "smtp",
+    "imap",
+    "pop",
+    "ns1",
+    "ns2",
+    "platform",
+    "pos",
+    "root",
+    "shop",
+    "static",
+    "status",
+    "staging",
+    "store",
+    "support",
+    "test",
+    "fleetfront",
+    "localhost",
+    "webmail",
+    "security",
+    "account",
+    "accounts",
 ];
 
 string_value! {
@@ -122,9 +167,15 @@ impl Subdomain {
     pub fn parse(raw: &str) -> Result<Self, ValueError> {
         let len = raw.chars().count();
         if !(3..=63).contains(&len) {
-            return Err(ValueError::new("invalid_length", "subdomain must be 3 to 63 characters"));
+            return Err(ValueError::new(
+                "invalid_length",
+                "subdomain must be 3 to 63 characters",
+            ));
         }
-        if !raw.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+        if !raw
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
             return Err(ValueError::new(
                 "invalid_characters",
                 "subdomain may contain only lowercase letters, digits and hyphens",
@@ -143,7 +194,10 @@ impl Subdomain {
             ));
         }
         if RESERVED_SUBDOMAINS.contains(&raw) {
-            return Err(ValueError::new("reserved", format!("subdomain {raw:?} is reserved")));
+            return Err(ValueError::new(
+                "reserved",
+                format!("subdomain {raw:?} is reserved"),
+            ));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -162,7 +216,8 @@ impl CustomDomain {
     /// When it is not a valid host name.
     pub fn parse(raw: &str) -> Result<Self, ValueError> {
         let domain = raw.trim().trim_end_matches('.').to_ascii_lowercase();
-        let invalid = || ValueError::new("invalid_domain", "custom domain is not a valid host name");
+        let invalid =
+            || ValueError::new("invalid_domain", "custom domain is not a valid host name");
         if domain.is_empty() || domain.len() > 253 {
             return Err(invalid());
         }
@@ -175,12 +230,17 @@ impl CustomDomain {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
             if !ok {
                 return Err(invalid());
             }
         }
-        if labels.last().is_some_and(|tld| tld.chars().all(|c| c.is_ascii_digit())) {
+        if labels
+            .last()
+            .is_some_and(|tld| tld.chars().all(|c| c.is_ascii_digit()))
+        {
             return Err(invalid());
         }
         Ok(Self(domain))
@@ -203,10 +263,16 @@ impl DisplayName {
             return Err(ValueError::new("required", "name is required"));
         }
         if name.chars().count() > 120 {
-            return Err(ValueError::new("too_long", "name must be at most 120 characters"));
+            return Err(ValueError::new(
+                "too_long",
+                "name must be at most 120 characters",
+            ));
         }
         if name.chars().any(char::is_control) {
-            return Err(ValueError::new("invalid_characters", "name must not contain control characters"));
+            return Err(ValueError::new(
+                "invalid_characters",
+                "name must not contain control characters",
+            ));
         }
         Ok(Self(name.to_owned()))
     }
@@ -226,8 +292,13 @@ impl Slug {
     pub fn parse(raw: &str) -> Result<Self, ValueError> {
         let ok = !raw.is_empty()
             && raw.len() <= 64
-            && raw.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-            && raw.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+            && raw
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+            && raw
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric());
         if ok {
             Ok(Self(raw.to_owned()))
         } else {
@@ -268,10 +339,15 @@ impl Phone {
     /// # Errors
     /// When it is not an international number.
     pub fn parse(raw: &str) -> Result<Self, ValueError> {
-        let compact: String =
-            raw.chars().filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.')).collect();
+        let compact: String = raw
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.'))
+            .collect();
         let digits = compact.strip_prefix('+').unwrap_or("");
-        if (8..=15).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit()) && !digits.starts_with('0') {
+        if (8..=15).contains(&digits.len())
+            && digits.chars().all(|c| c.is_ascii_digit())
+            && !digits.starts_with('0')
+        {
             Ok(Self(compact))
         } else {
             Err(ValueError::new(
@@ -293,12 +369,14 @@ impl TimeZoneName {
     /// # Errors
     /// When the name is not in the IANA database.
     pub fn parse(raw: &str) -> Result<Self, ValueError> {
-        raw.parse::<chrono_tz::Tz>().map(|tz| Self(tz.name().to_owned())).map_err(|_| {
-            ValueError::new(
-                "invalid_time_zone",
-                format!("{raw:?} is not an IANA time zone such as Europe/Helsinki"),
-            )
-        })
+        raw.parse::<chrono_tz::Tz>()
+            .map(|tz| Self(tz.name().to_owned()))
+            .map_err(|_| {
+                ValueError::new(
+                    "invalid_time_zone",
+                    format!("{raw:?} is not an IANA time zone such as Europe/Helsinki"),
+                )
+            })
     }
 
     /// The zone, for local-time computations.
@@ -324,7 +402,10 @@ impl HexColor {
         if ok {
             Ok(Self(raw.to_ascii_lowercase()))
         } else {
-            Err(ValueError::new("invalid_color", "colour must be written as #rrggbb"))
+            Err(ValueError::new(
+                "invalid_color",
+                "colour must be written as #rrggbb",
+            ))
         }
     }
 
@@ -334,7 +415,11 @@ impl HexColor {
             let v = u8::from_str_radix(&self.0[i..i + 2], 16).expect("validated hex");
             // sRGB to linear, tabulated in integer thousandths via the WCAG formula.
             let c = f64::from(v) / 255.0;
-            if c <= 0.03928 { c / 12.92 } else { ((c + 0.055) / 1.055).powf(2.4) }
+            if c <= 0.03928 {
+                c / 12.92
+            } else {
+                ((c + 0.055) / 1.055).powf(2.4)
+            }
         };
         let l = 0.2126 * channel(1) + 0.7152 * channel(3) + 0.0722 * channel(5);
         (l * 1000.0).round() as u32
@@ -356,11 +441,16 @@ impl ImageUrl {
         let ok = raw.len() <= 2048
             && (raw.starts_with("https://") || raw.starts_with("http://localhost"))
             && raw.len() > "https://".len()
-            && raw.chars().all(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\'' | '<' | '>' | '\\'));
+            && raw
+                .chars()
+                .all(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\'' | '<' | '>' | '\\'));
         if ok {
             Ok(Self(raw.to_owned()))
         } else {
-            Err(ValueError::new("invalid_url", "image URL must be an https:// address"))
+            Err(ValueError::new(
+                "invalid_url",
+                "image URL must be an https:// address",
+            ))
         }
     }
 }
@@ -377,10 +467,16 @@ impl Password {
     pub fn parse_new(raw: &str) -> Result<Self, ValueError> {
         let len = raw.chars().count();
         if len < 10 {
-            return Err(ValueError::new("too_short", "password must be at least 10 characters"));
+            return Err(ValueError::new(
+                "too_short",
+                "password must be at least 10 characters",
+            ));
         }
         if len > 128 {
-            return Err(ValueError::new("too_long", "password must be at most 128 characters"));
+            return Err(ValueError::new(
+                "too_long",
+                "password must be at most 128 characters",
+            ));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -426,7 +522,10 @@ impl Pin {
         if (4..=8).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_digit()) {
             Ok(Self(raw.to_owned()))
         } else {
-            Err(ValueError::new("invalid_pin_format", "PIN must be 4 to 8 digits"))
+            Err(ValueError::new(
+                "invalid_pin_format",
+                "PIN must be 4 to 8 digits",
+            ))
         }
     }
 
@@ -456,7 +555,10 @@ impl DeliveryRadius {
         if (100..=100_000).contains(&metres) {
             Ok(Self(u32::try_from(metres).expect("range checked")))
         } else {
-            Err(ValueError::new("out_of_range", "delivery radius must be 100 to 100000 metres"))
+            Err(ValueError::new(
+                "out_of_range",
+                "delivery radius must be 100 to 100000 metres",
+            ))
         }
     }
 
@@ -487,9 +589,15 @@ impl Coordinates {
             && (-90.0..=90.0).contains(&latitude)
             && (-180.0..=180.0).contains(&longitude)
         {
-            Ok(Self { latitude, longitude })
+            Ok(Self {
+                latitude,
+                longitude,
+            })
         } else {
-            Err(ValueError::new("out_of_range", "latitude must be -90..90 and longitude -180..180"))
+            Err(ValueError::new(
+                "out_of_range",
+                "latitude must be -90..90 and longitude -180..180",
+            ))
         }
     }
 }
@@ -525,15 +633,32 @@ mod tests {
 
     #[test]
     fn email_is_normalised() {
-        assert_eq!(Email::parse("  Ann@Example.COM ").expect("valid").as_str(), "ann@example.com");
-        for bad in ["", "ann", "ann@", "@example.com", "ann@example", "a b@example.com", "a@b@c.com", "a@.com"] {
+        assert_eq!(
+            Email::parse("  Ann@Example.COM ").expect("valid").as_str(),
+            "ann@example.com"
+        );
+        for bad in [
+            "",
+            "ann",
+            "ann@",
+            "@example.com",
+            "ann@example",
+            "a b@example.com",
+            "a@b@c.com",
+            "a@.com",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn custom_domain_rules() {
-        assert_eq!(CustomDomain::parse("Shop.Example.com.").expect("valid").as_str(), "shop.example.com");
+        assert_eq!(
+            CustomDomain::parse("Shop.Example.com.")
+                .expect("valid")
+                .as_str(),
+            "shop.example.com"
+        );
         for bad in ["localhost", "-a.com", "a..com", "a_b.com", "1.2.3.4", ""] {
             assert!(CustomDomain::parse(bad).is_err(), "{bad}");
         }
@@ -542,11 +667,20 @@ mod tests {
     #[test]
     fn pin_policy() {
         assert!(Pin::parse_new("2580").is_ok());
-        assert_eq!(Pin::parse_new("1111").expect_err("same digits").code, "weak_pin");
+        assert_eq!(
+            Pin::parse_new("1111").expect_err("same digits").code,
+            "weak_pin"
+        );
         assert_eq!(Pin::parse_new("1234").expect_err("run").code, "weak_pin");
         assert_eq!(Pin::parse_new("4321").expect_err("run").code, "weak_pin");
-        assert_eq!(Pin::parse_new("12a4").expect_err("letters").code, "invalid_pin_format");
-        assert_eq!(Pin::parse_new("123").expect_err("short").code, "invalid_pin_format");
+        assert_eq!(
+            Pin::parse_new("12a4").expect_err("letters").code,
+            "invalid_pin_format"
+        );
+        assert_eq!(
+            Pin::parse_new("123").expect_err("short").code,
+            "invalid_pin_format"
+        );
         assert!(Pin::parse_new("739164").is_ok());
     }
 
@@ -561,17 +695,32 @@ mod tests {
     fn time_zones_and_colors_and_phones() {
         assert!(TimeZoneName::parse("Europe/Helsinki").is_ok());
         assert!(TimeZoneName::parse("Mars/Olympus").is_err());
-        assert_eq!(HexColor::parse("#FF8800").expect("valid").as_str(), "#ff8800");
+        assert_eq!(
+            HexColor::parse("#FF8800").expect("valid").as_str(),
+            "#ff8800"
+        );
         assert!(HexColor::parse("ff8800").is_err());
-        assert_eq!(HexColor::parse("#ffffff").expect("valid").luminance_milli(), 1000);
-        assert_eq!(HexColor::parse("#000000").expect("valid").luminance_milli(), 0);
-        assert_eq!(Phone::parse("+358 40 123-4567").expect("valid").as_str(), "+358401234567");
+        assert_eq!(
+            HexColor::parse("#ffffff").expect("valid").luminance_milli(),
+            1000
+        );
+        assert_eq!(
+            HexColor::parse("#000000").expect("valid").luminance_milli(),
+            0
+        );
+        assert_eq!(
+            Phone::parse("+358 40 123-4567").expect("valid").as_str(),
+            "+358401234567"
+        );
         assert!(Phone::parse("0401234567").is_err());
     }
 
     #[test]
     fn slugs_from_names() {
-        assert_eq!(Slug::from_name("Hot Drinks & Tea").expect("valid").as_str(), "hot-drinks-tea");
+        assert_eq!(
+            Slug::from_name("Hot Drinks & Tea").expect("valid").as_str(),
+            "hot-drinks-tea"
+        );
         assert!(Slug::from_name("!!!").is_err());
         assert!(Slug::parse("Upper").is_err());
     }

@@ -9,8 +9,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use fleetfront_domain::api::admin::{
-    BusinessPage, BusinessStatus, BusinessView, CreateBusinessRequest, CreatePlanRequest,
-    PlanView, PlatformMetrics, UpdateBusinessRequest, UpdatePlanRequest,
+    BusinessPage, BusinessStatus, BusinessView, CreateBusinessRequest, CreatePlanRequest, PlanView,
+    PlatformMetrics, UpdateBusinessRequest, UpdatePlanRequest,
 };
 use fleetfront_domain::api::Problem;
 use fleetfront_domain::money::{Currency, Money};
@@ -41,7 +41,11 @@ pub(crate) fn routes(router: OpenApiRouter<App>) -> OpenApiRouter<App> {
         .routes(routes!(platform_metrics))
 }
 
-async fn begin_admin(app: &App, auth: &Auth, permission: PlatformPermission) -> Result<(Tx, Actor)> {
+async fn begin_admin(
+    app: &App,
+    auth: &Auth,
+    permission: PlatformPermission,
+) -> Result<(Tx, Actor)> {
     let (tx, actor) = app.db.begin_as(&auth.0).await?;
     authorize(&actor, permission, Resource::Platform)?;
     Ok((tx, actor))
@@ -49,6 +53,7 @@ async fn begin_admin(app: &App, auth: &Auth, permission: PlatformPermission) -> 
 
 /// Query of the business list.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct BusinessQuery {
     /// Page size, 1–100 (default 50).
@@ -62,7 +67,13 @@ pub struct BusinessQuery {
 }
 
 fn decode_cursor(raw: &str) -> Result<(DateTime<Utc>, Uuid)> {
-    let invalid = || Error::field("cursor", "invalid", "the cursor is not one this API returned");
+    let invalid = || {
+        Error::field(
+            "cursor",
+            "invalid",
+            "the cursor is not one this API returned",
+        )
+    };
     let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid())?;
     let text = String::from_utf8(bytes).map_err(|_| invalid())?;
     let (micros, id) = text.split_once('|').ok_or_else(invalid)?;
@@ -78,14 +89,30 @@ fn encode_cursor(at: DateTime<Utc>, id: Uuid) -> String {
 /// Lists businesses, newest first, with cursor pagination.
 #[utoipa::path(get, path = "/api/v1/admin/businesses", tag = "admin", security(("bearer" = [])), params(BusinessQuery),
     responses((status = 200, body = BusinessPage), (status = 403, body = Problem)))]
-async fn list_businesses(State(app): State<App>, auth: Auth, ApiQuery(query): ApiQuery<BusinessQuery>) -> Result<Json<BusinessPage>> {
+async fn list_businesses(
+    State(app): State<App>,
+    auth: Auth,
+    ApiQuery(query): ApiQuery<BusinessQuery>,
+) -> Result<Json<BusinessPage>> {
     let limit = query.limit.unwrap_or(50);
     if !(1..=100).contains(&limit) {
-        return Err(Error::field("limit", "out_of_range", "limit must be 1 to 100"));
+        return Err(Error::field(
+            "limit",
+            "out_of_range",
+            "limit must be 1 to 100",
+        ));
     }
     let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
     let (mut tx, _) = begin_admin(&app, &auth, PlatformPermission::BusinessesManage).await?;
-    let mut items = tenancy::business_page(&mut tx, &app, after, query.status, query.q.as_deref(), limit + 1).await?;
+    let mut items = tenancy::business_page(
+        &mut tx,
+        &app,
+        after,
+        query.status,
+        query.q.as_deref(),
+        limit + 1,
+    )
+    .await?;
     tx.commit().await?;
     let next_cursor = if items.len() as i64 > limit {
         items.truncate(usize::try_from(limit).unwrap_or(50));
@@ -100,20 +127,33 @@ async fn list_businesses(State(app): State<App>, auth: Auth, ApiQuery(query): Ap
 /// reserved subdomain, welcome email.
 #[utoipa::path(post, path = "/api/v1/admin/businesses", tag = "admin", security(("bearer" = [])), request_body = CreateBusinessRequest,
     responses((status = 201, body = BusinessView), (status = 409, body = Problem), (status = 422, body = Problem)))]
-async fn create_business(State(app): State<App>, ctx: Ctx, auth: Auth, ApiJson(req): ApiJson<CreateBusinessRequest>) -> Result<(StatusCode, HeaderMap, Json<BusinessView>)> {
+async fn create_business(
+    State(app): State<App>,
+    ctx: Ctx,
+    auth: Auth,
+    ApiJson(req): ApiJson<CreateBusinessRequest>,
+) -> Result<(StatusCode, HeaderMap, Json<BusinessView>)> {
     let onboarding = req.parse()?;
     let (mut tx, actor) = begin_admin(&app, &auth, PlatformPermission::BusinessesManage).await?;
     let done = tenancy::onboard(&mut tx, &app, &onboarding).await?;
     let event = Event::ok("business.onboard", "business", done.business)
         .with_details(serde_json::json!({"plan": onboarding.plan.as_str(), "subdomain": onboarding.subdomain.as_str(), "owner": done.owner}));
-    audit::record(&mut tx, &ctx, Who::from(&actor), Some(done.business), event.clone()).await?;
+    audit::record(
+        &mut tx,
+        &ctx,
+        Who::from(&actor),
+        Some(done.business),
+        event.clone(),
+    )
+    .await?;
     audit::record(&mut tx, &ctx, Who::from(&actor), None, event).await?;
     let view = tenancy::business_view(&mut tx, &app, done.business).await?;
     tx.commit().await?;
     let mut headers = HeaderMap::new();
     headers.insert(
         header::LOCATION,
-        HeaderValue::from_str(&format!("/api/v1/admin/businesses/{}", view.id)).expect("ids are header-safe"),
+        HeaderValue::from_str(&format!("/api/v1/admin/businesses/{}", view.id))
+            .expect("ids are header-safe"),
     );
     Ok((StatusCode::CREATED, headers, Json(view)))
 }
@@ -122,7 +162,11 @@ async fn create_business(State(app): State<App>, ctx: Ctx, auth: Auth, ApiJson(r
 #[utoipa::path(get, path = "/api/v1/admin/businesses/{id}", tag = "admin", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Business id")),
     responses((status = 200, body = BusinessView), (status = 404, body = Problem)))]
-async fn get_business(State(app): State<App>, auth: Auth, ApiPath(id): ApiPath<Uuid>) -> Result<Json<BusinessView>> {
+async fn get_business(
+    State(app): State<App>,
+    auth: Auth,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<BusinessView>> {
     let (mut tx, _) = begin_admin(&app, &auth, PlatformPermission::BusinessesManage).await?;
     let view = tenancy::business_view(&mut tx, &app, BusinessId(id)).await?;
     tx.commit().await?;
@@ -133,12 +177,21 @@ async fn get_business(State(app): State<App>, auth: Auth, ApiPath(id): ApiPath<U
 #[utoipa::path(patch, path = "/api/v1/admin/businesses/{id}", tag = "admin", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Business id")), request_body = UpdateBusinessRequest,
     responses((status = 200, body = BusinessView), (status = 404, body = Problem), (status = 422, body = Problem)))]
-async fn update_business(State(app): State<App>, ctx: Ctx, auth: Auth, ApiPath(id): ApiPath<Uuid>, ApiJson(req): ApiJson<UpdateBusinessRequest>) -> Result<Json<BusinessView>> {
+async fn update_business(
+    State(app): State<App>,
+    ctx: Ctx,
+    auth: Auth,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(req): ApiJson<UpdateBusinessRequest>,
+) -> Result<Json<BusinessView>> {
     let update = req.parse()?;
     let business = BusinessId(id);
     let (mut tx, actor) = begin_admin(&app, &auth, PlatformPermission::BusinessesManage).await?;
-    let exists: Option<String> = sqlx::query_scalar("SELECT status FROM businesses WHERE id = $1 FOR UPDATE")
-        .bind(id).fetch_optional(&mut *tx).await?;
+    let exists: Option<String> =
+        sqlx::query_scalar("SELECT status FROM businesses WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
     exists.ok_or_else(|| Error::not_found("business"))?;
     sqlx::query(
         "UPDATE businesses SET name = coalesce($2, name), contact_email = coalesce($3, contact_email), \
@@ -156,17 +209,36 @@ async fn update_business(State(app): State<App>, ctx: Ctx, auth: Auth, ApiPath(i
     .await?;
     if update.plan.is_some() || update.billing_interval.is_some() {
         let plan = match &update.plan {
-            Some(key) => Some(tenancy::plan_by_key(&mut tx, key.as_str()).await?.filter(|p| p.is_active).ok_or_else(|| {
-                Error::field("plan", "unknown_plan", format!("there is no active plan {:?}", key.as_str()))
-            })?),
+            Some(key) => Some(
+                tenancy::plan_by_key(&mut tx, key.as_str())
+                    .await?
+                    .filter(|p| p.is_active)
+                    .ok_or_else(|| {
+                        Error::field(
+                            "plan",
+                            "unknown_plan",
+                            format!("there is no active plan {:?}", key.as_str()),
+                        )
+                    })?,
+            ),
             None => None,
         };
         if let Some(plan) = &plan {
             // Moving to a smaller plan must not leave the business over its new limits.
-            let seats: i64 = sqlx::query_scalar("SELECT count(*) FROM memberships WHERE business_id = $1").bind(id).fetch_one(&mut *tx).await?;
+            let seats: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM memberships WHERE business_id = $1")
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?;
             if let Some(limit) = plan.limits.staff_seats {
                 if seats > i64::from(limit) {
-                    return Err(Error::new(ErrorCode::PlanLimitReached, format!("the {} plan allows {limit} staff seats; the business has {seats}", plan.key)));
+                    return Err(Error::new(
+                        ErrorCode::PlanLimitReached,
+                        format!(
+                            "the {} plan allows {limit} staff seats; the business has {seats}",
+                            plan.key
+                        ),
+                    ));
                 }
             }
         }
@@ -183,11 +255,22 @@ async fn update_business(State(app): State<App>, ctx: Ctx, auth: Auth, ApiPath(i
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() == 0 {
-            return Err(Error::new(ErrorCode::Conflict, "the business has no live subscription to change"));
+            return Err(Error::new(
+                ErrorCode::Conflict,
+                "the business has no live subscription to change",
+            ));
         }
     }
-    let event = Event::ok("business.update", "business", business).with_details(serde_json::to_value(&req).map_err(Error::unexpected)?);
-    audit::record(&mut tx, &ctx, Who::from(&actor), Some(business), event.clone()).await?;
+    let event = Event::ok("business.update", "business", business)
+        .with_details(serde_json::to_value(&req).map_err(Error::unexpected)?);
+    audit::record(
+        &mut tx,
+        &ctx,
+        Who::from(&actor),
+        Some(business),
+        event.clone(),
+    )
+    .await?;
     audit::record(&mut tx, &ctx, Who::from(&actor), None, event).await?;
     let view = tenancy::business_view(&mut tx, &app, business).await?;
     tx.commit().await?;
@@ -216,8 +299,11 @@ const PLAN_COLUMNS: &str = "id, plan_key, name, currency, price_monthly_minor, p
     responses((status = 200, body = Vec<PlanView>), (status = 403, body = Problem)))]
 async fn list_plans(State(app): State<App>, auth: Auth) -> Result<Json<Vec<PlanView>>> {
     let (mut tx, _) = begin_admin(&app, &auth, PlatformPermission::PlansManage).await?;
-    let rows = sqlx::query(&format!("SELECT {PLAN_COLUMNS} FROM subscription_plans ORDER BY price_monthly_minor, plan_key"))
-        .fetch_all(&mut *tx).await?;
+    let rows = sqlx::query(&format!(
+        "SELECT {PLAN_COLUMNS} FROM subscription_plans ORDER BY price_monthly_minor, plan_key"
+    ))
+    .fetch_all(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(Json(rows.iter().map(plan_view).collect::<Result<_>>()?))
 }
@@ -225,11 +311,20 @@ async fn list_plans(State(app): State<App>, auth: Auth) -> Result<Json<Vec<PlanV
 /// Creates a plan.
 #[utoipa::path(post, path = "/api/v1/admin/plans", tag = "admin", security(("bearer" = [])), request_body = CreatePlanRequest,
     responses((status = 201, body = PlanView), (status = 409, body = Problem), (status = 422, body = Problem)))]
-async fn create_plan(State(app): State<App>, ctx: Ctx, auth: Auth, ApiJson(req): ApiJson<CreatePlanRequest>) -> Result<(StatusCode, Json<PlanView>)> {
+async fn create_plan(
+    State(app): State<App>,
+    ctx: Ctx,
+    auth: Auth,
+    ApiJson(req): ApiJson<CreatePlanRequest>,
+) -> Result<(StatusCode, Json<PlanView>)> {
     let plan = req.parse()?;
     let (mut tx, actor) = begin_admin(&app, &auth, PlatformPermission::PlansManage).await?;
-    if tenancy::plan_by_key(&mut tx, plan.key.as_str()).await?.is_some() {
-        return Err(Error::field("key", "taken", "a plan with this key exists").with_code(ErrorCode::Conflict));
+    if tenancy::plan_by_key(&mut tx, plan.key.as_str())
+        .await?
+        .is_some()
+    {
+        return Err(Error::field("key", "taken", "a plan with this key exists")
+            .with_code(ErrorCode::Conflict));
     }
     let id = new_id();
     let row = sqlx::query(&format!(
@@ -246,7 +341,14 @@ async fn create_plan(State(app): State<App>, ctx: Ctx, auth: Auth, ApiJson(req):
     .bind(serde_json::to_value(&plan.limits).map_err(Error::unexpected)?)
     .fetch_one(&mut *tx)
     .await?;
-    audit::record(&mut tx, &ctx, Who::from(&actor), None, Event::ok("plan.create", "plan", id)).await?;
+    audit::record(
+        &mut tx,
+        &ctx,
+        Who::from(&actor),
+        None,
+        Event::ok("plan.create", "plan", id),
+    )
+    .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(plan_view(&row)?)))
 }
@@ -255,10 +357,19 @@ async fn create_plan(State(app): State<App>, ctx: Ctx, auth: Auth, ApiJson(req):
 #[utoipa::path(get, path = "/api/v1/admin/plans/{id}", tag = "admin", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Plan id")),
     responses((status = 200, body = PlanView), (status = 404, body = Problem)))]
-async fn get_plan(State(app): State<App>, auth: Auth, ApiPath(id): ApiPath<Uuid>) -> Result<Json<PlanView>> {
+async fn get_plan(
+    State(app): State<App>,
+    auth: Auth,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<PlanView>> {
     let (mut tx, _) = begin_admin(&app, &auth, PlatformPermission::PlansManage).await?;
-    let row = sqlx::query(&format!("SELECT {PLAN_COLUMNS} FROM subscription_plans WHERE id = $1"))
-        .bind(id).fetch_optional(&mut *tx).await?.ok_or_else(|| Error::not_found("plan"))?;
+    let row = sqlx::query(&format!(
+        "SELECT {PLAN_COLUMNS} FROM subscription_plans WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| Error::not_found("plan"))?;
     tx.commit().await?;
     Ok(Json(plan_view(&row)?))
 }
@@ -267,7 +378,13 @@ async fn get_plan(State(app): State<App>, auth: Auth, ApiPath(id): ApiPath<Uuid>
 #[utoipa::path(patch, path = "/api/v1/admin/plans/{id}", tag = "admin", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Plan id")), request_body = UpdatePlanRequest,
     responses((status = 200, body = PlanView), (status = 404, body = Problem), (status = 422, body = Problem)))]
-async fn update_plan(State(app): State<App>, ctx: Ctx, auth: Auth, ApiPath(id): ApiPath<Uuid>, ApiJson(req): ApiJson<UpdatePlanRequest>) -> Result<Json<PlanView>> {
+async fn update_plan(
+    State(app): State<App>,
+    ctx: Ctx,
+    auth: Auth,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(req): ApiJson<UpdatePlanRequest>,
+) -> Result<Json<PlanView>> {
     let update = req.parse()?;
     let (mut tx, actor) = begin_admin(&app, &auth, PlatformPermission::PlansManage).await?;
     let row = sqlx::query(&format!(
@@ -285,7 +402,14 @@ async fn update_plan(State(app): State<App>, ctx: Ctx, auth: Auth, ApiPath(id): 
     .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| Error::not_found("plan"))?;
-    audit::record(&mut tx, &ctx, Who::from(&actor), None, Event::ok("plan.update", "plan", id)).await?;
+    audit::record(
+        &mut tx,
+        &ctx,
+        Who::from(&actor),
+        None,
+        Event::ok("plan.update", "plan", id),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Json(plan_view(&row)?))
 }
@@ -294,18 +418,40 @@ async fn update_plan(State(app): State<App>, ctx: Ctx, auth: Auth, ApiPath(id): 
 #[utoipa::path(delete, path = "/api/v1/admin/plans/{id}", tag = "admin", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Plan id")),
     responses((status = 204, description = "Deleted"), (status = 404, body = Problem), (status = 409, body = Problem)))]
-async fn delete_plan(State(app): State<App>, ctx: Ctx, auth: Auth, ApiPath(id): ApiPath<Uuid>) -> Result<StatusCode> {
+async fn delete_plan(
+    State(app): State<App>,
+    ctx: Ctx,
+    auth: Auth,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<StatusCode> {
     let (mut tx, actor) = begin_admin(&app, &auth, PlatformPermission::PlansManage).await?;
-    let in_use: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM business_subscriptions WHERE plan_id = $1)")
-        .bind(id).fetch_one(&mut *tx).await?;
+    let in_use: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM business_subscriptions WHERE plan_id = $1)",
+    )
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await?;
     if in_use {
-        return Err(Error::new(ErrorCode::Conflict, "businesses subscribe to this plan; set is_active to false instead"));
+        return Err(Error::new(
+            ErrorCode::Conflict,
+            "businesses subscribe to this plan; set is_active to false instead",
+        ));
     }
-    let deleted = sqlx::query("DELETE FROM subscription_plans WHERE id = $1").bind(id).execute(&mut *tx).await?;
+    let deleted = sqlx::query("DELETE FROM subscription_plans WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
     if deleted.rows_affected() == 0 {
         return Err(Error::not_found("plan"));
     }
-    audit::record(&mut tx, &ctx, Who::from(&actor), None, Event::ok("plan.delete", "plan", id)).await?;
+    audit::record(
+        &mut tx,
+        &ctx,
+        Who::from(&actor),
+        None,
+        Event::ok("plan.delete", "plan", id),
+    )
+    .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -333,7 +479,9 @@ async fn platform_metrics(State(app): State<App>, auth: Auth) -> Result<Json<Pla
     .fetch_all(&mut *tx)
     .await?;
     let by_status: Vec<(String, i64)> =
-        sqlx::query_as("SELECT status, count(*) FROM business_subscriptions GROUP BY status").fetch_all(&mut *tx).await?;
+        sqlx::query_as("SELECT status, count(*) FROM business_subscriptions GROUP BY status")
+            .fetch_all(&mut *tx)
+            .await?;
     tx.commit().await?;
     Ok(Json(PlatformMetrics {
         businesses_total: row.try_get("total")?,

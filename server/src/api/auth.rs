@@ -15,9 +15,9 @@ use fleetfront_domain::permission::{AccountKind, Actor};
 use fleetfront_domain::throttle::PIN_MAX_FAILURES;
 use fleetfront_domain::value::{Email, Password, Pin, Subdomain};
 use fleetfront_domain::{BusinessId, ErrorCode, UserId};
-use uuid::Uuid;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+use uuid::Uuid;
 
 use crate::app::App;
 use crate::audit::{self, Event, Who};
@@ -49,13 +49,20 @@ pub(crate) fn routes(router: OpenApiRouter<App>) -> OpenApiRouter<App> {
 }
 
 fn invalid_credentials() -> Error {
-    Error::new(ErrorCode::InvalidCredentials, "the email or password is wrong")
+    Error::new(
+        ErrorCode::InvalidCredentials,
+        "the email or password is wrong",
+    )
 }
 
 /// Signs in an admin, staff member or driver.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = TokenResponse), (status = 401, body = Problem), (status = 429, body = Problem)))]
-async fn login(State(app): State<App>, ctx: Ctx, ApiJson(req): ApiJson<LoginRequest>) -> Result<Json<TokenResponse>> {
+async fn login(
+    State(app): State<App>,
+    ctx: Ctx,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> Result<Json<TokenResponse>> {
     let mut errors = FieldErrors::default();
     let email = errors.check("email", Email::parse(&req.email));
     if req.password.is_empty() {
@@ -66,32 +73,73 @@ async fn login(State(app): State<App>, ctx: Ctx, ApiJson(req): ApiJson<LoginRequ
     let keys = session::login_keys(email.as_str(), &ctx.client_address);
     let mut tx = app.db.begin_auth(AuthScope::default()).await?;
     if let Err(e) = session::throttle_gate(&mut tx, &keys, now).await {
-        audit::record(&mut tx, &ctx, Who::ANONYMOUS, None, Event::denied("auth.login", serde_json::json!({"email": email.as_str(), "reason": "throttled"}))).await?;
+        audit::record(
+            &mut tx,
+            &ctx,
+            Who::ANONYMOUS,
+            None,
+            Event::denied(
+                "auth.login",
+                serde_json::json!({"email": email.as_str(), "reason": "throttled"}),
+            ),
+        )
+        .await?;
         tx.commit().await?;
         return Err(e);
     }
     let user = session::user_by_email(&mut tx, email.as_str()).await?;
-    let ok = verify_secret(req.password.clone(), user.as_ref().and_then(|u| u.password_hash.clone())).await?;
+    let ok = verify_secret(
+        req.password.clone(),
+        user.as_ref().and_then(|u| u.password_hash.clone()),
+    )
+    .await?;
     let Some(user) = user.filter(|u| ok && u.password_hash.is_some()) else {
         session::throttle_fail(&mut tx, &keys, now).await?;
-        audit::record(&mut tx, &ctx, Who::ANONYMOUS, None, Event::denied("auth.login", serde_json::json!({"email": email.as_str(), "reason": "invalid_credentials"}))).await?;
+        audit::record(
+            &mut tx,
+            &ctx,
+            Who::ANONYMOUS,
+            None,
+            Event::denied(
+                "auth.login",
+                serde_json::json!({"email": email.as_str(), "reason": "invalid_credentials"}),
+            ),
+        )
+        .await?;
         tx.commit().await?;
         return Err(invalid_credentials());
     };
     session::throttle_clear(&mut tx, &keys[0].0).await?;
     if user.status == "suspended" {
         tx.commit().await?;
-        return Err(Error::new(ErrorCode::AccountInactive, "this account is suspended"));
+        return Err(Error::new(
+            ErrorCode::AccountInactive,
+            "this account is suspended",
+        ));
     }
     let all = session::memberships(&mut tx, user.id).await?;
     let scope = match user.kind() {
         AccountKind::Staff => Some(session::choose_membership(&all, req.business_id)?),
         _ => None,
     };
-    sqlx::query("UPDATE users SET last_login_at = $2 WHERE id = $1").bind(user.id).bind(now).execute(&mut *tx).await?;
+    sqlx::query("UPDATE users SET last_login_at = $2 WHERE id = $1")
+        .bind(user.id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
     let tokens = session::issue_platform(&mut tx, &app, &user, scope.as_ref(), &all, None).await?;
-    let who = Who { kind: user.kind().as_str(), id: Some(user.id) };
-    audit::record(&mut tx, &ctx, who, None, Event::ok("auth.login", "user", user.id)).await?;
+    let who = Who {
+        kind: user.kind().as_str(),
+        id: Some(user.id),
+    };
+    audit::record(
+        &mut tx,
+        &ctx,
+        who,
+        None,
+        Event::ok("auth.login", "user", user.id),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Json(tokens))
 }
@@ -99,22 +147,50 @@ async fn login(State(app): State<App>, ctx: Ctx, ApiJson(req): ApiJson<LoginRequ
 /// Exchanges a refresh token for a new pair (the old one is spent; reusing it revokes the login).
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
     responses((status = 200, body = TokenResponse), (status = 401, body = Problem)))]
-async fn refresh(State(app): State<App>, ctx: Ctx, ApiJson(req): ApiJson<RefreshRequest>) -> Result<Json<TokenResponse>> {
+async fn refresh(
+    State(app): State<App>,
+    ctx: Ctx,
+    ApiJson(req): ApiJson<RefreshRequest>,
+) -> Result<Json<TokenResponse>> {
     let now = app.clock.now();
     let mut tx = app.db.begin_auth(AuthScope::default()).await?;
-    let rotated = match session::spend_refresh(&mut tx, TokenTable::Platform, &req.refresh_token, now).await {
+    let rotated = match session::spend_refresh(
+        &mut tx,
+        TokenTable::Platform,
+        &req.refresh_token,
+        now,
+    )
+    .await
+    {
         Ok(r) => r,
         Err(e) => {
-            audit::record(&mut tx, &ctx, Who::ANONYMOUS, None, Event::denied("auth.refresh", serde_json::json!({}))).await?;
+            audit::record(
+                &mut tx,
+                &ctx,
+                Who::ANONYMOUS,
+                None,
+                Event::denied("auth.refresh", serde_json::json!({})),
+            )
+            .await?;
             tx.commit().await?;
             return Err(e);
         }
     };
-    let user = session::user_by_id(&mut tx, rotated.subject).await?.ok_or_else(|| Error::new(ErrorCode::InvalidRefreshToken, "the account no longer exists"))?;
+    let user = session::user_by_id(&mut tx, rotated.subject)
+        .await?
+        .ok_or_else(|| {
+            Error::new(
+                ErrorCode::InvalidRefreshToken,
+                "the account no longer exists",
+            )
+        })?;
     if user.status == "suspended" {
         session::revoke_family(&mut tx, TokenTable::Platform, rotated.family, now).await?;
         tx.commit().await?;
-        return Err(Error::new(ErrorCode::AccountInactive, "this account is suspended"));
+        return Err(Error::new(
+            ErrorCode::AccountInactive,
+            "this account is suspended",
+        ));
     }
     let all = session::memberships(&mut tx, user.id).await?;
     let scope = match user.kind() {
@@ -123,7 +199,8 @@ async fn refresh(State(app): State<App>, ctx: Ctx, ApiJson(req): ApiJson<Refresh
             match session::choose_membership(&all, requested) {
                 Ok(m) => Some(m),
                 Err(e) => {
-                    session::revoke_family(&mut tx, TokenTable::Platform, rotated.family, now).await?;
+                    session::revoke_family(&mut tx, TokenTable::Platform, rotated.family, now)
+                        .await?;
                     tx.commit().await?;
                     return Err(e);
                 }
@@ -131,7 +208,27 @@ async fn refresh(State(app): State<App>, ctx: Ctx, ApiJson(req): ApiJson<Refresh
         }
         _ => None,
     };
-    let tokens = session::issue_platform(&mut tx, &app, &user, scope.as_ref(), &all, Some(rotated.family)).await?;
+    let tokens = session::issue_platform(
+        &mut tx,
+        &app,
+        &user,
+        scope.as_ref(),
+        &all,
+        Some(rotated.family),
+    )
+    .await?;
+    let who = Who {
+        kind: user.kind().as_str(),
+        id: Some(user.id),
+    };
+    audit::record(
+        &mut tx,
+        &ctx,
+        who,
+        None,
+        Event::ok("auth.refresh", "token_family", rotated.family),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Json(tokens))
 }
@@ -139,12 +236,25 @@ async fn refresh(State(app): State<App>, ctx: Ctx, ApiJson(req): ApiJson<Refresh
 /// Ends one login: its refresh token family is revoked. Unknown tokens are accepted silently.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = RefreshRequest,
     responses((status = 204, description = "Signed out")))]
-async fn logout(State(app): State<App>, ctx: Ctx, ApiJson(req): ApiJson<RefreshRequest>) -> Result<StatusCode> {
+async fn logout(
+    State(app): State<App>,
+    ctx: Ctx,
+    ApiJson(req): ApiJson<RefreshRequest>,
+) -> Result<StatusCode> {
     let now = app.clock.now();
     let mut tx = app.db.begin_auth(AuthScope::default()).await?;
-    if let Some(family) = session::family_of(&mut tx, TokenTable::Platform, &req.refresh_token).await? {
+    if let Some(family) =
+        session::family_of(&mut tx, TokenTable::Platform, &req.refresh_token).await?
+    {
         session::revoke_family(&mut tx, TokenTable::Platform, family, now).await?;
-        audit::record(&mut tx, &ctx, Who::ANONYMOUS, None, Event::ok("auth.logout", "token_family", family)).await?;
+        audit::record(
+            &mut tx,
+            &ctx,
+            Who::ANONYMOUS,
+            None,
+            Event::ok("auth.logout", "token_family", family),
+        )
+        .await?;
     }
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
@@ -160,19 +270,42 @@ async fn logout_all(State(app): State<App>, ctx: Ctx, auth: Auth) -> Result<Stat
     let mut tx = app.db.begin_auth(AuthScope::default()).await?;
     match actor {
         Actor::Customer { customer, business } => {
-            let mut ctx_tx = app.db.begin_auth(AuthScope { user: None, business: Some(business) }).await?;
+            let mut ctx_tx = app
+                .db
+                .begin_auth(AuthScope {
+                    user: None,
+                    business: Some(business),
+                })
+                .await?;
             sqlx::query("UPDATE customer_refresh_tokens SET revoked_at = coalesce(revoked_at, $3) WHERE business_id = $1 AND customer_id = $2")
                 .bind(business.0).bind(customer.0).bind(now).execute(&mut *ctx_tx).await?;
             sqlx::query("UPDATE customers SET session_version = session_version + 1 WHERE business_id = $1 AND id = $2")
                 .bind(business.0).bind(customer.0).execute(&mut *ctx_tx).await?;
-            audit::record(&mut ctx_tx, &ctx, Who::from(&actor), Some(business), Event::ok("auth.logout_all", "customer", customer)).await?;
+            audit::record(
+                &mut ctx_tx,
+                &ctx,
+                Who::from(&actor),
+                Some(business),
+                Event::ok("auth.logout_all", "customer", customer),
+            )
+            .await?;
             ctx_tx.commit().await?;
         }
         _ => {
             let user = auth.0.sub;
             sqlx::query("UPDATE refresh_tokens SET revoked_at = coalesce(revoked_at, $2) WHERE user_id = $1").bind(user).bind(now).execute(&mut *tx).await?;
-            sqlx::query("UPDATE users SET session_version = session_version + 1 WHERE id = $1").bind(user).execute(&mut *tx).await?;
-            audit::record(&mut tx, &ctx, Who::from(&actor), None, Event::ok("auth.logout_all", "user", user)).await?;
+            sqlx::query("UPDATE users SET session_version = session_version + 1 WHERE id = $1")
+                .bind(user)
+                .execute(&mut *tx)
+                .await?;
+            audit::record(
+                &mut tx,
+                &ctx,
+                Who::from(&actor),
+                None,
+                Event::ok("auth.logout_all", "user", user),
+            )
+            .await?;
         }
     }
     tx.commit().await?;
@@ -182,18 +315,38 @@ async fn logout_all(State(app): State<App>, ctx: Ctx, auth: Auth) -> Result<Stat
 /// Issues tokens scoped to another business the signed-in staff member belongs to.
 #[utoipa::path(post, path = "/api/v1/auth/switch-business", tag = "auth", security(("bearer" = [])), request_body = SwitchBusinessRequest,
     responses((status = 200, body = TokenResponse), (status = 403, body = Problem)))]
-async fn switch_business(State(app): State<App>, ctx: Ctx, auth: Auth, ApiJson(req): ApiJson<SwitchBusinessRequest>) -> Result<Json<TokenResponse>> {
+async fn switch_business(
+    State(app): State<App>,
+    ctx: Ctx,
+    auth: Auth,
+    ApiJson(req): ApiJson<SwitchBusinessRequest>,
+) -> Result<Json<TokenResponse>> {
     let (tx, actor) = app.db.begin_as(&auth.0).await?;
     tx.rollback().await?;
     if !matches!(actor, Actor::Staff { .. }) {
         return Err(Error::forbidden("only team members can switch business"));
     }
-    let mut tx = app.db.begin_auth(AuthScope { user: Some(UserId(auth.0.sub)), business: None }).await?;
-    let user = session::user_by_id(&mut tx, auth.0.sub).await?.ok_or_else(|| Error::unauthenticated("the account no longer exists"))?;
+    let mut tx = app
+        .db
+        .begin_auth(AuthScope {
+            user: Some(UserId(auth.0.sub)),
+            business: None,
+        })
+        .await?;
+    let user = session::user_by_id(&mut tx, auth.0.sub)
+        .await?
+        .ok_or_else(|| Error::unauthenticated("the account no longer exists"))?;
     let all = session::memberships(&mut tx, user.id).await?;
     let scope = session::choose_membership(&all, Some(req.business_id))?;
     let tokens = session::issue_platform(&mut tx, &app, &user, Some(&scope), &all, None).await?;
-    audit::record(&mut tx, &ctx, Who::from(&actor), None, Event::ok("auth.switch_business", "business", req.business_id)).await?;
+    audit::record(
+        &mut tx,
+        &ctx,
+        Who::from(&actor),
+        None,
+        Event::ok("auth.switch_business", "business", req.business_id),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Json(tokens))
 }
@@ -208,31 +361,64 @@ async fn me(State(app): State<App>, auth: Auth) -> Result<Json<PrincipalView>> {
             .bind(business.0).bind(customer.0).fetch_one(&mut *tx).await?;
         tx.commit().await?;
         return Ok(Json(PrincipalView {
-            id: row.id, kind: AccountKind::Customer, email: row.email, full_name: row.full_name,
-            business_id: Some(business), role: None, permissions: Vec::new(), memberships: Vec::new(),
+            id: row.id,
+            kind: AccountKind::Customer,
+            email: row.email,
+            full_name: row.full_name,
+            business_id: Some(business),
+            role: None,
+            permissions: Vec::new(),
+            memberships: Vec::new(),
         }));
     }
-    let user = session::user_by_id(&mut tx, auth.0.sub).await?.ok_or_else(|| Error::unauthenticated("the account no longer exists"))?;
+    let user = session::user_by_id(&mut tx, auth.0.sub)
+        .await?
+        .ok_or_else(|| Error::unauthenticated("the account no longer exists"))?;
     let all = session::memberships(&mut tx, user.id).await?;
     tx.commit().await?;
-    let scope = auth.0.business_id.and_then(|b| all.iter().find(|m| m.business_id == b.0));
+    let scope = auth
+        .0
+        .business_id
+        .and_then(|b| all.iter().find(|m| m.business_id == b.0));
     Ok(Json(session::principal_view(&user, scope, &all)))
 }
 
 /// Registers a driver account (pending approval by a platform admin before going online).
 #[utoipa::path(post, path = "/api/v1/auth/driver/register", tag = "auth", request_body = DriverRegisterRequest,
     responses((status = 201, body = TokenResponse), (status = 409, body = Problem), (status = 422, body = Problem)))]
-async fn driver_register(State(app): State<App>, ctx: Ctx, ApiJson(req): ApiJson<DriverRegisterRequest>) -> Result<(StatusCode, Json<TokenResponse>)> {
+async fn driver_register(
+    State(app): State<App>,
+    ctx: Ctx,
+    ApiJson(req): ApiJson<DriverRegisterRequest>,
+) -> Result<(StatusCode, Json<TokenResponse>)> {
     let new = req.parse()?;
     let hash = hash_secret(new.password.expose().to_owned()).await?;
     let id = new_id();
-    let mut tx = app.db.begin_auth(AuthScope { user: Some(UserId(id)), business: None }).await?;
+    let mut tx = app
+        .db
+        .begin_auth(AuthScope {
+            user: Some(UserId(id)),
+            business: None,
+        })
+        .await?;
     sqlx::query("INSERT INTO users (id, kind, email, password_hash, full_name, phone, status) VALUES ($1, 'driver', $2, $3, $4, $5, 'pending')")
         .bind(id).bind(new.email.as_str()).bind(&hash).bind(new.full_name.as_str()).bind(new.phone.as_str())
         .execute(&mut *tx).await?;
-    let user = session::user_by_id(&mut tx, id).await?.ok_or_else(|| Error::unexpected(anyhow::anyhow!("inserted user vanished")))?;
+    let user = session::user_by_id(&mut tx, id)
+        .await?
+        .ok_or_else(|| Error::unexpected(anyhow::anyhow!("inserted user vanished")))?;
     let tokens = session::issue_platform(&mut tx, &app, &user, None, &[], None).await?;
-    audit::record(&mut tx, &ctx, Who { kind: "driver", id: Some(id) }, None, Event::ok("driver.register", "user", id)).await?;
+    audit::record(
+        &mut tx,
+        &ctx,
+        Who {
+            kind: "driver",
+            id: Some(id),
+        },
+        None,
+        Event::ok("driver.register", "user", id),
+    )
+    .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(tokens)))
 }
@@ -240,17 +426,43 @@ async fn driver_register(State(app): State<App>, ctx: Ctx, ApiJson(req): ApiJson
 /// Sets or replaces the signed-in account's PIN (confirmed with the password); clears a lock.
 #[utoipa::path(put, path = "/api/v1/auth/pin", tag = "auth", security(("bearer" = [])), request_body = SetPinRequest,
     responses((status = 204, description = "PIN set"), (status = 401, body = Problem), (status = 422, body = Problem)))]
-async fn set_pin(State(app): State<App>, ctx: Ctx, auth: Auth, ApiJson(req): ApiJson<SetPinRequest>) -> Result<StatusCode> {
+async fn set_pin(
+    State(app): State<App>,
+    ctx: Ctx,
+    auth: Auth,
+    ApiJson(req): ApiJson<SetPinRequest>,
+) -> Result<StatusCode> {
     let pin = req.parse_pin()?;
     let (tx, actor) = app.db.begin_as(&auth.0).await?;
     tx.rollback().await?;
     if matches!(actor, Actor::Customer { .. }) {
         return Err(Error::forbidden("customers do not use PINs"));
     }
-    let mut tx = app.db.begin_auth(AuthScope { user: Some(UserId(auth.0.sub)), business: None }).await?;
-    let user = session::user_by_id(&mut tx, auth.0.sub).await?.ok_or_else(|| Error::unauthenticated("the account no longer exists"))?;
-    if !verify_secret(req.password.clone(), user.password_hash.clone()).await? || user.password_hash.is_none() {
-        audit::record(&mut tx, &ctx, Who::from(&actor), None, Event::denied("auth.pin.set", serde_json::json!({"reason": "invalid_credentials"}))).await?;
+    // Scoped to the token's business: the audit event goes to that business's log.
+    let mut tx = app
+        .db
+        .begin_auth(AuthScope {
+            user: Some(UserId(auth.0.sub)),
+            business: auth.0.business_id,
+        })
+        .await?;
+    let user = session::user_by_id(&mut tx, auth.0.sub)
+        .await?
+        .ok_or_else(|| Error::unauthenticated("the account no longer exists"))?;
+    if !verify_secret(req.password.clone(), user.password_hash.clone()).await?
+        || user.password_hash.is_none()
+    {
+        audit::record(
+            &mut tx,
+            &ctx,
+            Who::from(&actor),
+            None,
+            Event::denied(
+                "auth.pin.set",
+                serde_json::json!({"reason": "invalid_credentials"}),
+            ),
+        )
+        .await?;
         tx.commit().await?;
         return Err(invalid_credentials());
     }
@@ -260,7 +472,14 @@ async fn set_pin(State(app): State<App>, ctx: Ctx, auth: Auth, ApiJson(req): Api
          ON CONFLICT (user_id) DO UPDATE SET pin_hash = EXCLUDED.pin_hash, failed_attempts = 0, locked_at = NULL, updated_at = EXCLUDED.updated_at",
     )
     .bind(user.id).bind(hash).bind(app.clock.now()).execute(&mut *tx).await?;
-    audit::record(&mut tx, &ctx, Who::from(&actor), auth.0.business_id, Event::ok("auth.pin.set", "user", user.id)).await?;
+    audit::record(
+        &mut tx,
+        &ctx,
+        Who::from(&actor),
+        auth.0.business_id,
+        Event::ok("auth.pin.set", "user", user.id),
+    )
+    .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -269,7 +488,12 @@ async fn set_pin(State(app): State<App>, ctx: Ctx, auth: Auth, ApiJson(req): Api
 /// Five wrong PINs lock the PIN until it is set again with the password.
 #[utoipa::path(post, path = "/api/v1/auth/pin/verify", tag = "auth", security(("bearer" = [])), request_body = VerifyPinRequest,
     responses((status = 200, body = ElevatedTokenResponse), (status = 401, body = Problem), (status = 423, body = Problem)))]
-async fn verify_pin(State(app): State<App>, ctx: Ctx, auth: Auth, ApiJson(req): ApiJson<VerifyPinRequest>) -> Result<Json<ElevatedTokenResponse>> {
+async fn verify_pin(
+    State(app): State<App>,
+    ctx: Ctx,
+    auth: Auth,
+    ApiJson(req): ApiJson<VerifyPinRequest>,
+) -> Result<Json<ElevatedTokenResponse>> {
     let mut errors = FieldErrors::default();
     let pin = errors.check("pin", Pin::parse_attempt(&req.pin));
     let pin = errors.finish(|| pin)?;
@@ -279,15 +503,28 @@ async fn verify_pin(State(app): State<App>, ctx: Ctx, auth: Auth, ApiJson(req): 
         return Err(Error::forbidden("customers do not use PINs"));
     }
     let now = app.clock.now();
-    let mut tx = app.db.begin_auth(AuthScope { user: Some(UserId(auth.0.sub)), business: None }).await?;
+    // Scoped to the token's business: the audit event goes to that business's log.
+    let mut tx = app
+        .db
+        .begin_auth(AuthScope {
+            user: Some(UserId(auth.0.sub)),
+            business: auth.0.business_id,
+        })
+        .await?;
     let row: Option<(String, i32, Option<chrono::DateTime<chrono::Utc>>)> =
         sqlx::query_as("SELECT pin_hash, failed_attempts, locked_at FROM pin_credentials WHERE user_id = $1 FOR UPDATE")
             .bind(auth.0.sub).fetch_optional(&mut *tx).await?;
     let Some((hash, failures, locked_at)) = row else {
-        return Err(Error::new(ErrorCode::PinNotSet, "set a PIN first: PUT /api/v1/auth/pin"));
+        return Err(Error::new(
+            ErrorCode::PinNotSet,
+            "set a PIN first: PUT /api/v1/auth/pin",
+        ));
     };
     if locked_at.is_some() {
-        return Err(Error::new(ErrorCode::PinLocked, "the PIN is locked after too many wrong attempts; set it again with your password"));
+        return Err(Error::new(
+            ErrorCode::PinLocked,
+            "the PIN is locked after too many wrong attempts; set it again with your password",
+        ));
     }
     if !verify_secret(pin.expose().to_owned(), Some(hash)).await? {
         let failures = failures.saturating_add(1);
@@ -296,13 +533,32 @@ async fn verify_pin(State(app): State<App>, ctx: Ctx, auth: Auth, ApiJson(req): 
             .bind(auth.0.sub).bind(failures).bind(lock).bind(now).execute(&mut *tx).await?;
         tx.commit().await?;
         return Err(if lock {
-            Error::new(ErrorCode::PinLocked, "too many wrong PINs: the PIN is now locked; set it again with your password")
+            Error::new(
+                ErrorCode::PinLocked,
+                "too many wrong PINs: the PIN is now locked; set it again with your password",
+            )
         } else {
-            Error::new(ErrorCode::InvalidPin, format!("wrong PIN; {} attempts left", i64::from(PIN_MAX_FAILURES) - i64::from(failures)))
+            Error::new(
+                ErrorCode::InvalidPin,
+                format!(
+                    "wrong PIN; {} attempts left",
+                    i64::from(PIN_MAX_FAILURES) - i64::from(failures)
+                ),
+            )
         });
     }
-    sqlx::query("UPDATE pin_credentials SET failed_attempts = 0 WHERE user_id = $1").bind(auth.0.sub).execute(&mut *tx).await?;
-    audit::record(&mut tx, &ctx, Who::from(&actor), auth.0.business_id, Event::ok("auth.pin.verify", "action", req.action.as_str())).await?;
+    sqlx::query("UPDATE pin_credentials SET failed_attempts = 0 WHERE user_id = $1")
+        .bind(auth.0.sub)
+        .execute(&mut *tx)
+        .await?;
+    audit::record(
+        &mut tx,
+        &ctx,
+        Who::from(&actor),
+        auth.0.business_id,
+        Event::ok("auth.pin.verify", "action", req.action.as_str()),
+    )
+    .await?;
     tx.commit().await?;
     let spec = TokenSpec {
         sub: auth.0.sub,
@@ -312,7 +568,13 @@ async fn verify_pin(State(app): State<App>, ctx: Ctx, auth: Auth, ApiJson(req): 
         session_version: auth.0.sv,
     };
     Ok(Json(ElevatedTokenResponse {
-        elevated_token: app.keys.sign(&spec, TokenType::Elevated, Some(req.action), now, ELEVATED_TOKEN_SECS),
+        elevated_token: app.keys.sign(
+            &spec,
+            TokenType::Elevated,
+            Some(req.action),
+            now,
+            ELEVATED_TOKEN_SECS,
+        ),
         expires_in: ELEVATED_TOKEN_SECS,
         action: req.action,
     }))
@@ -321,7 +583,11 @@ async fn verify_pin(State(app): State<App>, ctx: Ctx, auth: Auth, ApiJson(req): 
 /// Chooses a password with the one-time token from a welcome or invitation email.
 #[utoipa::path(post, path = "/api/v1/auth/password/setup", tag = "auth", request_body = PasswordSetupRequest,
     responses((status = 204, description = "Password set"), (status = 401, body = Problem), (status = 422, body = Problem)))]
-async fn password_setup(State(app): State<App>, ctx: Ctx, ApiJson(req): ApiJson<PasswordSetupRequest>) -> Result<StatusCode> {
+async fn password_setup(
+    State(app): State<App>,
+    ctx: Ctx,
+    ApiJson(req): ApiJson<PasswordSetupRequest>,
+) -> Result<StatusCode> {
     let mut errors = FieldErrors::default();
     let password = errors.check("password", Password::parse_new(&req.password));
     let password = errors.finish(|| password)?;
@@ -331,21 +597,46 @@ async fn password_setup(State(app): State<App>, ctx: Ctx, ApiJson(req): ApiJson<
         sqlx::query_as("SELECT user_id, expires_at, used_at FROM password_setup_tokens WHERE token_hash = $1 FOR UPDATE")
             .bind(secret_hash(&req.token)).fetch_optional(&mut *tx).await?;
     let Some((user, _, None)) = row.filter(|r| r.1 > now) else {
-        return Err(Error::new(ErrorCode::InvalidRefreshToken, "the link is not valid or has expired; ask for a new one"));
+        return Err(Error::new(
+            ErrorCode::InvalidSetupToken,
+            "the link is not valid or has expired; ask for a new one",
+        ));
     };
     let hash = hash_secret(password.expose().to_owned()).await?;
-    sqlx::query("UPDATE password_setup_tokens SET used_at = $2 WHERE token_hash = $1").bind(secret_hash(&req.token)).bind(now).execute(&mut *tx).await?;
-    sqlx::query("UPDATE users SET password_hash = $2, session_version = session_version + 1 WHERE id = $1").bind(user).bind(hash).execute(&mut *tx).await?;
-    audit::record(&mut tx, &ctx, Who { kind: "staff", id: Some(user) }, None, Event::ok("auth.password.setup", "user", user)).await?;
+    sqlx::query("UPDATE password_setup_tokens SET used_at = $2 WHERE token_hash = $1")
+        .bind(secret_hash(&req.token))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "UPDATE users SET password_hash = $2, session_version = session_version + 1 WHERE id = $1",
+    )
+    .bind(user)
+    .bind(hash)
+    .execute(&mut *tx)
+    .await?;
+    audit::record(
+        &mut tx,
+        &ctx,
+        Who {
+            kind: "staff",
+            id: Some(user),
+        },
+        None,
+        Event::ok("auth.password.setup", "user", user),
+    )
+    .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn resolve_store(app: &App, store: &Subdomain) -> Result<BusinessId> {
-    let row: Option<(Uuid, bool, bool)> = sqlx::query_as("SELECT business_id, is_published, business_active FROM storefront_business($1)")
-        .bind(store.as_str())
-        .fetch_optional(&app.db.pool)
-        .await?;
+    let row: Option<(Uuid, bool, bool)> = sqlx::query_as(
+        "SELECT business_id, is_published, business_active FROM storefront_business($1)",
+    )
+    .bind(store.as_str())
+    .fetch_optional(&app.db.pool)
+    .await?;
     match row {
         Some((business, true, true)) => Ok(BusinessId(business)),
         _ => Err(Error::not_found("store")),
@@ -355,12 +646,22 @@ async fn resolve_store(app: &App, store: &Subdomain) -> Result<BusinessId> {
 /// Creates a customer account at one store.
 #[utoipa::path(post, path = "/api/v1/auth/customer/register", tag = "customer auth", request_body = CustomerRegisterRequest,
     responses((status = 201, body = TokenResponse), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
-async fn customer_register(State(app): State<App>, ctx: Ctx, ApiJson(req): ApiJson<CustomerRegisterRequest>) -> Result<(StatusCode, Json<TokenResponse>)> {
+async fn customer_register(
+    State(app): State<App>,
+    ctx: Ctx,
+    ApiJson(req): ApiJson<CustomerRegisterRequest>,
+) -> Result<(StatusCode, Json<TokenResponse>)> {
     let new = req.parse()?;
     let business = resolve_store(&app, &new.store).await?;
     let hash = hash_secret(new.password.expose().to_owned()).await?;
     let id = new_id();
-    let mut tx = app.db.begin_auth(AuthScope { user: None, business: Some(business) }).await?;
+    let mut tx = app
+        .db
+        .begin_auth(AuthScope {
+            user: None,
+            business: Some(business),
+        })
+        .await?;
     let customer: CustomerRow = sqlx::query_as(
         "INSERT INTO customers (business_id, id, email, phone, full_name, password_hash) VALUES ($1, $2, $3, $4, $5, $6) \
          RETURNING business_id, id, email, full_name, password_hash, session_version",
@@ -368,7 +669,17 @@ async fn customer_register(State(app): State<App>, ctx: Ctx, ApiJson(req): ApiJs
     .bind(business.0).bind(id).bind(new.email.as_str()).bind(new.phone.as_ref().map(|p| p.as_str())).bind(new.full_name.as_str()).bind(&hash)
     .fetch_one(&mut *tx).await?;
     let tokens = session::issue_customer(&mut tx, &app, &customer, None).await?;
-    audit::record(&mut tx, &ctx, Who { kind: "customer", id: Some(id) }, Some(business), Event::ok("customer.register", "customer", id)).await?;
+    audit::record(
+        &mut tx,
+        &ctx,
+        Who {
+            kind: "customer",
+            id: Some(id),
+        },
+        Some(business),
+        Event::ok("customer.register", "customer", id),
+    )
+    .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(tokens)))
 }
@@ -376,15 +687,28 @@ async fn customer_register(State(app): State<App>, ctx: Ctx, ApiJson(req): ApiJs
 /// Signs in a customer at one store.
 #[utoipa::path(post, path = "/api/v1/auth/customer/login", tag = "customer auth", request_body = CustomerLoginRequest,
     responses((status = 200, body = TokenResponse), (status = 401, body = Problem), (status = 404, body = Problem), (status = 429, body = Problem)))]
-async fn customer_login(State(app): State<App>, ctx: Ctx, ApiJson(req): ApiJson<CustomerLoginRequest>) -> Result<Json<TokenResponse>> {
+async fn customer_login(
+    State(app): State<App>,
+    ctx: Ctx,
+    ApiJson(req): ApiJson<CustomerLoginRequest>,
+) -> Result<Json<TokenResponse>> {
     let mut errors = FieldErrors::default();
     let store = errors.check("store", Subdomain::parse(&req.store));
     let email = errors.check("email", Email::parse(&req.email));
     let (store, email) = errors.finish(|| Some((store?, email?)))?;
     let business = resolve_store(&app, &store).await?;
     let now = app.clock.now();
-    let keys = session::login_keys(&format!("{}/{}", business, email.as_str()), &ctx.client_address);
-    let mut tx = app.db.begin_auth(AuthScope { user: None, business: Some(business) }).await?;
+    let keys = session::login_keys(
+        &format!("{}/{}", business, email.as_str()),
+        &ctx.client_address,
+    );
+    let mut tx = app
+        .db
+        .begin_auth(AuthScope {
+            user: None,
+            business: Some(business),
+        })
+        .await?;
     if let Err(e) = session::throttle_gate(&mut tx, &keys, now).await {
         tx.commit().await?;
         return Err(e);
@@ -393,15 +717,41 @@ async fn customer_login(State(app): State<App>, ctx: Ctx, ApiJson(req): ApiJson<
         "SELECT business_id, id, email, full_name, password_hash, session_version FROM customers WHERE business_id = $1 AND email = $2",
     )
     .bind(business.0).bind(email.as_str()).fetch_optional(&mut *tx).await?;
-    let ok = verify_secret(req.password.clone(), customer.as_ref().and_then(|c| c.password_hash.clone())).await?;
+    let ok = verify_secret(
+        req.password.clone(),
+        customer.as_ref().and_then(|c| c.password_hash.clone()),
+    )
+    .await?;
     let Some(customer) = customer.filter(|c| ok && c.password_hash.is_some()) else {
         session::throttle_fail(&mut tx, &keys, now).await?;
-        audit::record(&mut tx, &ctx, Who::ANONYMOUS, Some(business), Event::denied("customer.login", serde_json::json!({"email": email.as_str()}))).await?;
+        audit::record(
+            &mut tx,
+            &ctx,
+            Who::ANONYMOUS,
+            Some(business),
+            Event::denied(
+                "customer.login",
+                serde_json::json!({"email": email.as_str()}),
+            ),
+        )
+        .await?;
         tx.commit().await?;
         return Err(invalid_credentials());
     };
     session::throttle_clear(&mut tx, &keys[0].0).await?;
     let tokens = session::issue_customer(&mut tx, &app, &customer, None).await?;
+    let who = Who {
+        kind: "customer",
+        id: Some(customer.id),
+    };
+    audit::record(
+        &mut tx,
+        &ctx,
+        who,
+        Some(business),
+        Event::ok("customer.login", "customer", customer.id),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Json(tokens))
 }
@@ -409,12 +759,34 @@ async fn customer_login(State(app): State<App>, ctx: Ctx, ApiJson(req): ApiJson<
 /// Exchanges a customer refresh token for a new pair.
 #[utoipa::path(post, path = "/api/v1/auth/customer/refresh", tag = "customer auth", request_body = RefreshRequest,
     responses((status = 200, body = TokenResponse), (status = 401, body = Problem)))]
-async fn customer_refresh(State(app): State<App>, ApiJson(req): ApiJson<RefreshRequest>) -> Result<Json<TokenResponse>> {
-    let invalid = || Error::new(ErrorCode::InvalidRefreshToken, "the refresh token is not valid; sign in again");
+async fn customer_refresh(
+    State(app): State<App>,
+    ctx: Ctx,
+    ApiJson(req): ApiJson<RefreshRequest>,
+) -> Result<Json<TokenResponse>> {
+    let invalid = || {
+        Error::new(
+            ErrorCode::InvalidRefreshToken,
+            "the refresh token is not valid; sign in again",
+        )
+    };
     let business = customer_token_business(&req.refresh_token).ok_or_else(invalid)?;
     let now = app.clock.now();
-    let mut tx = app.db.begin_auth(AuthScope { user: None, business: Some(business) }).await?;
-    let rotated = match session::spend_refresh(&mut tx, TokenTable::Customer, &req.refresh_token, now).await {
+    let mut tx = app
+        .db
+        .begin_auth(AuthScope {
+            user: None,
+            business: Some(business),
+        })
+        .await?;
+    let rotated = match session::spend_refresh(
+        &mut tx,
+        TokenTable::Customer,
+        &req.refresh_token,
+        now,
+    )
+    .await
+    {
         Ok(r) => r,
         Err(e) => {
             tx.commit().await?;
@@ -426,6 +798,18 @@ async fn customer_refresh(State(app): State<App>, ApiJson(req): ApiJson<RefreshR
     )
     .bind(business.0).bind(rotated.subject).fetch_optional(&mut *tx).await?.ok_or_else(invalid)?;
     let tokens = session::issue_customer(&mut tx, &app, &customer, Some(rotated.family)).await?;
+    let who = Who {
+        kind: "customer",
+        id: Some(customer.id),
+    };
+    audit::record(
+        &mut tx,
+        &ctx,
+        who,
+        Some(business),
+        Event::ok("customer.refresh", "token_family", rotated.family),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Json(tokens))
 }
@@ -433,11 +817,36 @@ async fn customer_refresh(State(app): State<App>, ApiJson(req): ApiJson<RefreshR
 /// Ends a customer's login.
 #[utoipa::path(post, path = "/api/v1/auth/customer/logout", tag = "customer auth", request_body = RefreshRequest,
     responses((status = 204, description = "Signed out")))]
-async fn customer_logout(State(app): State<App>, ApiJson(req): ApiJson<RefreshRequest>) -> Result<StatusCode> {
-    let Some(business) = customer_token_business(&req.refresh_token) else { return Ok(StatusCode::NO_CONTENT) };
-    let mut tx = app.db.begin_auth(AuthScope { user: None, business: Some(business) }).await?;
-    if let Some(family) = session::family_of(&mut tx, TokenTable::Customer, &req.refresh_token).await? {
+async fn customer_logout(
+    State(app): State<App>,
+    ctx: Ctx,
+    ApiJson(req): ApiJson<RefreshRequest>,
+) -> Result<StatusCode> {
+    let Some(business) = customer_token_business(&req.refresh_token) else {
+        return Ok(StatusCode::NO_CONTENT);
+    };
+    let mut tx = app
+        .db
+        .begin_auth(AuthScope {
+            user: None,
+            business: Some(business),
+        })
+        .await?;
+    if let Some(family) =
+        session::family_of(&mut tx, TokenTable::Customer, &req.refresh_token).await?
+    {
         session::revoke_family(&mut tx, TokenTable::Customer, family, app.clock.now()).await?;
+        audit::record(
+            &mut tx,
+            &ctx,
+            Who {
+                kind: "customer",
+                id: None,
+            },
+            Some(business),
+            Event::ok("customer.logout", "token_family", family),
+        )
+        .await?;
     }
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)

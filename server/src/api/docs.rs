@@ -16,14 +16,24 @@ use crate::app::App;
 use crate::error::status_of;
 
 pub(crate) fn routes(openapi: Arc<OpenApi>) -> Router<App> {
-    let json = Arc::new(openapi.to_pretty_json().expect("the OpenAPI document serializes"));
+    let json = Arc::new(
+        openapi
+            .to_pretty_json()
+            .expect("the OpenAPI document serializes"),
+    );
     let html = Arc::new(render(&openapi));
     Router::new()
         .route(
             "/api/v1/openapi.json",
             get(move || {
                 let json = json.clone();
-                async move { ([(header::CONTENT_TYPE, "application/json")], json.as_str().to_owned()).into_response() }
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, "application/json")],
+                        json.as_str().to_owned(),
+                    )
+                        .into_response()
+                }
             }),
         )
         .route(
@@ -36,19 +46,11 @@ pub(crate) fn routes(openapi: Arc<OpenApi>) -> Router<App> {
 }
 
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
-
-const ERROR_CODES: &[ErrorCode] = &[
-    ErrorCode::MalformedRequest, ErrorCode::ValidationFailed, ErrorCode::Unauthenticated,
-    ErrorCode::TokenExpired, ErrorCode::SessionRevoked, ErrorCode::InvalidCredentials,
-    ErrorCode::InvalidRefreshToken, ErrorCode::Forbidden, ErrorCode::ElevationRequired,
-    ErrorCode::InvalidPin, ErrorCode::PinLocked, ErrorCode::PinNotSet, ErrorCode::TooManyAttempts,
-    ErrorCode::NotFound, ErrorCode::Conflict, ErrorCode::EmailTaken, ErrorCode::SubdomainTaken,
-    ErrorCode::DomainTaken, ErrorCode::PlanLimitReached, ErrorCode::BusinessSuspended,
-    ErrorCode::AccountInactive, ErrorCode::PayloadTooLarge, ErrorCode::UnsupportedMediaType,
-    ErrorCode::MethodNotAllowed, ErrorCode::Unavailable, ErrorCode::Internal,
-];
 
 fn method_name(method: &HttpMethod) -> &'static str {
     match method {
@@ -87,7 +89,11 @@ fn render(openapi: &OpenApi) -> String {
         ];
         for (method, op) in ops {
             let Some(op) = op else { continue };
-            let summary = op.summary.as_deref().or(op.description.as_deref()).unwrap_or("");
+            let summary = op
+                .summary
+                .as_deref()
+                .or(op.description.as_deref())
+                .unwrap_or("");
             let _ = write!(
                 body,
                 "<section><h3><span class=\"m\">{}</span> <code>{}</code></h3><p>{}</p>",
@@ -97,11 +103,19 @@ fn render(openapi: &OpenApi) -> String {
             );
             let mut statuses: Vec<&String> = op.responses.responses.keys().collect();
             statuses.sort();
-            let _ = write!(body, "<p>Responses: {}</p></section>", statuses.iter().map(|s| escape(s)).collect::<Vec<_>>().join(", "));
+            let _ = write!(
+                body,
+                "<p>Responses: {}</p></section>",
+                statuses
+                    .iter()
+                    .map(|s| escape(s))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
         }
     }
     body.push_str("<h2 id=\"errors\">Error codes</h2><table><thead><tr><th>code</th><th>HTTP status</th><th>retry?</th></tr></thead><tbody>");
-    for code in ERROR_CODES {
+    for code in ErrorCode::ALL {
         let _ = write!(
             body,
             "<tr id=\"error-{c}\"><td><code>{c}</code></td><td>{s}</td><td>{r}</td></tr>",

@@ -34,7 +34,9 @@ fn admin_options() -> PgConnectOptions {
     let url = std::env::var("FLEETFRONT_TEST_DATABASE_URL")
         .or_else(|_| std::env::var("DATABASE_URL"))
         .expect("FLEETFRONT_TEST_DATABASE_URL is not set: run the tests with scripts/test.sh");
-    PgConnectOptions::from_str(&url).expect("valid test database URL").disable_statement_logging()
+    PgConnectOptions::from_str(&url)
+        .expect("valid test database URL")
+        .disable_statement_logging()
 }
 
 fn template_name() -> String {
@@ -56,53 +58,98 @@ pub struct TestDb {
 impl TestDb {
     /// Options to connect to this database as `user`.
     pub fn options(&self, user: &str) -> PgConnectOptions {
-        admin_options().username(user).password(ROLE_PASSWORD).database(&self.name)
+        admin_options()
+            .username(user)
+            .password(ROLE_PASSWORD)
+            .database(&self.name)
     }
 
     /// A superuser connection to this database (to break things on purpose).
     pub async fn superuser(&self) -> PgConnection {
-        PgConnection::connect_with(&admin_options().database(&self.name)).await.unwrap()
+        PgConnection::connect_with(&admin_options().database(&self.name))
+            .await
+            .unwrap()
     }
 
     /// A new pair of pools on the same database (a server restart).
     pub async fn reconnect(&self) -> Pools {
-        pg::connect(self.options(OWNER_ROLE), self.options(APP_ROLE), 8).await.unwrap()
+        pg::connect(self.options(OWNER_ROLE), self.options(APP_ROLE), 8)
+            .await
+            .unwrap()
     }
 }
 
 /// Creates a fresh, migrated database for one test.
 pub async fn fresh_db() -> TestDb {
-    let mut admin = PgConnection::connect_with(&admin_options()).await.expect("connect to the test PostgreSQL as superuser");
-    pg::ensure_roles(&mut admin, Some(ROLE_PASSWORD)).await.unwrap();
-    sqlx::query(&format!("ALTER ROLE {OWNER_ROLE} PASSWORD '{ROLE_PASSWORD}'")).execute(&mut admin).await.unwrap();
-    sqlx::query("SELECT pg_advisory_lock(727275)").execute(&mut admin).await.unwrap();
-    let template = template_name();
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(&template)
-        .fetch_one(&mut admin)
+    let mut admin = PgConnection::connect_with(&admin_options())
+        .await
+        .expect("connect to the test PostgreSQL as superuser");
+    pg::ensure_roles(&mut admin, Some(ROLE_PASSWORD))
         .await
         .unwrap();
-    if !exists {
-        let building = format!("{template}_building");
-        sqlx::query(&format!("DROP DATABASE IF EXISTS \"{building}\"")).execute(&mut admin).await.unwrap();
-        pg::ensure_database(&mut admin, &building).await.unwrap();
-        let owner = sqlx::PgPool::connect_with(admin_options().username(OWNER_ROLE).password(ROLE_PASSWORD).database(&building))
-            .await
-            .unwrap();
-        pg::migrate(&owner).await.unwrap();
-        owner.close().await;
-        sqlx::query(&format!("ALTER DATABASE \"{building}\" RENAME TO \"{template}\"")).execute(&mut admin).await.unwrap();
-    }
-    let name = format!("ff_test_{}", Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\" OWNER {OWNER_ROLE}"))
+    sqlx::query(&format!(
+        "ALTER ROLE {OWNER_ROLE} PASSWORD '{ROLE_PASSWORD}'"
+    ))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    sqlx::query("SELECT pg_advisory_lock(727275)")
         .execute(&mut admin)
         .await
         .unwrap();
-    sqlx::query("SELECT pg_advisory_unlock(727275)").execute(&mut admin).await.unwrap();
+    let template = template_name();
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&template)
+            .fetch_one(&mut admin)
+            .await
+            .unwrap();
+    if !exists {
+        let building = format!("{template}_building");
+        sqlx::query(&format!("DROP DATABASE IF EXISTS \"{building}\""))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        pg::ensure_database(&mut admin, &building).await.unwrap();
+        let owner = sqlx::PgPool::connect_with(
+            admin_options()
+                .username(OWNER_ROLE)
+                .password(ROLE_PASSWORD)
+                .database(&building),
+        )
+        .await
+        .unwrap();
+        pg::migrate(&owner).await.unwrap();
+        owner.close().await;
+        sqlx::query(&format!(
+            "ALTER DATABASE \"{building}\" RENAME TO \"{template}\""
+        ))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    }
+    let name = format!("ff_test_{}", Uuid::new_v4().simple());
+    sqlx::query(&format!(
+        "CREATE DATABASE \"{name}\" TEMPLATE \"{template}\" OWNER {OWNER_ROLE}"
+    ))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    sqlx::query("SELECT pg_advisory_unlock(727275)")
+        .execute(&mut admin)
+        .await
+        .unwrap();
     pg::ensure_database(&mut admin, &name).await.unwrap();
     admin.close().await.ok();
-    let options = |user: &str| admin_options().username(user).password(ROLE_PASSWORD).database(&name);
-    let pools = pg::connect(options(OWNER_ROLE), options(APP_ROLE), 8).await.unwrap();
+    let options = |user: &str| {
+        admin_options()
+            .username(user)
+            .password(ROLE_PASSWORD)
+            .database(&name)
+    };
+    let pools = pg::connect(options(OWNER_ROLE), options(APP_ROLE), 8)
+        .await
+        .unwrap();
     TestDb { name, pools }
 }
 
@@ -136,15 +183,27 @@ impl Reply {
     /// Asserts the status and returns the body.
     #[track_caller]
     pub fn expect(self, status: StatusCode) -> Value {
-        assert_eq!(self.status, status, "unexpected status; body: {}", self.body);
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.body
+        );
         self.body
     }
 
     /// Asserts a problem response with this status and code.
     #[track_caller]
     pub fn expect_problem(&self, status: StatusCode, code: &str) {
-        assert_eq!(self.status, status, "unexpected status; body: {}", self.body);
-        assert_eq!(self.content_type, "application/problem+json", "body: {}", self.body);
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.body
+        );
+        assert_eq!(
+            self.content_type, "application/problem+json",
+            "body: {}",
+            self.body
+        );
         assert_eq!(self.code(), code, "body: {}", self.body);
     }
 }
@@ -163,18 +222,38 @@ impl TestApp {
 
     /// An app over an existing database (e.g. after a "restart").
     pub fn over(db: TestDb) -> TestApp {
-        let app = App::new(Db { pool: db.pools.app.clone() }, keys(), "fleetfront.test".into(), false);
+        let app = App::new(
+            Db {
+                pool: db.pools.app.clone(),
+            },
+            keys(),
+            "fleetfront.test".into(),
+            false,
+        );
         let router = fleetfront_server::app(app.clone());
         TestApp { db, app, router }
     }
 
     /// Sends a request.
-    pub async fn send(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
         self.send_with(method, path, token, body, &[]).await
     }
 
     /// Sends a request with extra headers.
-    pub async fn send_with(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>, headers: &[(&str, &str)]) -> Reply {
+    pub async fn send_with(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
         let mut request = Request::builder().method(method).uri(path);
         if let Some(token) = token {
             request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
@@ -183,7 +262,9 @@ impl TestApp {
             request = request.header(*name, *value);
         }
         let request = match body {
-            Some(body) => request.header(header::CONTENT_TYPE, "application/json").body(Body::from(body.to_string())),
+            Some(body) => request
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.to_string())),
             None => request.body(Body::empty()),
         }
         .unwrap();
@@ -202,32 +283,62 @@ impl TestApp {
             .to_owned();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply { status, content_type, body }
+        Reply {
+            status,
+            content_type,
+            body,
+        }
     }
 
     /// Creates a platform admin and returns an access token.
     pub async fn admin_token(&self) -> String {
         let email = format!("admin-{}@fleetfront.test", Uuid::new_v4().simple());
-        fleetfront_server::demo::create_admin(&self.db.pools, &Email::parse(&email).unwrap(), "Test Admin", PASSWORD)
-            .await
-            .unwrap();
-        self.login(&email, PASSWORD).await["access_token"].as_str().unwrap().to_owned()
+        fleetfront_server::demo::create_admin(
+            &self.db.pools,
+            &Email::parse(&email).unwrap(),
+            "Test Admin",
+            PASSWORD,
+        )
+        .await
+        .unwrap();
+        self.login(&email, PASSWORD).await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     /// Signs in a platform account; returns the token response.
     pub async fn login(&self, email: &str, password: &str) -> Value {
-        self.send(Method::POST, "/api/v1/auth/login", None, Some(json!({"email": email, "password": password})))
-            .await
-            .expect(StatusCode::OK)
+        self.send(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": email, "password": password})),
+        )
+        .await
+        .expect(StatusCode::OK)
     }
 
     /// Onboards a business on `plan` with owner `owner@<subdomain>.test`; returns
     /// (business id, owner access token).
     pub async fn business(&self, admin: &str, subdomain: &str, plan: &str) -> (Uuid, String) {
         let body = onboarding(subdomain, plan);
-        let created = self.send(Method::POST, "/api/v1/admin/businesses", Some(admin), Some(body)).await.expect(StatusCode::CREATED);
+        let created = self
+            .send(
+                Method::POST,
+                "/api/v1/admin/businesses",
+                Some(admin),
+                Some(body),
+            )
+            .await
+            .expect(StatusCode::CREATED);
         let id = Uuid::parse_str(created["id"].as_str().unwrap()).unwrap();
-        let token = self.login(&format!("owner@{subdomain}.test"), PASSWORD).await["access_token"].as_str().unwrap().to_owned();
+        let token = self
+            .login(&format!("owner@{subdomain}.test"), PASSWORD)
+            .await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         (id, token)
     }
 }
@@ -241,13 +352,72 @@ pub fn onboarding(subdomain: &str, plan: &str) -> Value {
         currency: "EUR".into(),
         time_zone: "Europe/Helsinki".into(),
         delivery_radius_m: 4000,
-        location: LocationInput { latitude: 60.17, longitude: 24.94 },
+        location: LocationInput {
+            latitude: 60.17,
+            longitude: 24.94,
+        },
         operating_hours: Some(OperatingHours::every_day("08:00", "20:00").unwrap()),
         plan: plan.into(),
         billing_interval: None,
-        owner: OwnerInput { email: format!("owner@{subdomain}.test"), full_name: "Owner".into(), password: Some(PASSWORD.into()) },
+        owner: OwnerInput {
+            email: format!("owner@{subdomain}.test"),
+            full_name: "Owner".into(),
+            password: Some(PASSWORD.into()),
+        },
         categories: vec!["Mains".into(), "Drinks".into()],
         subdomain: subdomain.into(),
     })
     .unwrap()
+}
+
+/// The secret behind [`keys`], for tests that forge tokens with `jsonwebtoken` directly.
+pub const SIGNING_SECRET: &[u8] = b"test-signing-secret-that-is-long-enough";
+
+impl TestApp {
+    /// Sends a request and also returns the response headers (e.g. `Retry-After`).
+    pub async fn send_for_headers(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (Reply, axum::http::HeaderMap) {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let request = match body {
+            Some(body) => request
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.to_string())),
+            None => request.body(Body::empty()),
+        }
+        .unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let headers = response.headers().clone();
+        let status = response.status();
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let content_type = content_type.unwrap_or("").to_owned();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (
+            Reply {
+                status,
+                content_type,
+                body,
+            },
+            headers,
+        )
+    }
+
+    /// A "restart": this app is dropped and a new one (new pools, new state, a fresh clock) is
+    /// built over the same database.
+    pub async fn restart(self) -> TestApp {
+        let pools = self.db.reconnect().await;
+        let name = self.db.name.clone();
+        drop(self);
+        TestApp::over(TestDb { name, pools })
+    }
 }

@@ -133,15 +133,23 @@ impl CreateBusinessRequest {
             }
         };
         let time_zone = e.check("time_zone", TimeZoneName::parse(&self.time_zone));
-        let delivery_radius = e.check("delivery_radius_m", DeliveryRadius::parse(self.delivery_radius_m));
-        let location = e.check("location", Coordinates::parse(self.location.latitude, self.location.longitude));
+        let delivery_radius = e.check(
+            "delivery_radius_m",
+            DeliveryRadius::parse(self.delivery_radius_m),
+        );
+        let location = e.check(
+            "location",
+            Coordinates::parse(self.location.latitude, self.location.longitude),
+        );
         let operating_hours = self.operating_hours.clone().unwrap_or_default();
         e.check("operating_hours", operating_hours.validate());
         let plan = e.check("plan", Slug::parse(&self.plan));
         let owner_email = e.check("owner.email", Email::parse(&self.owner.email));
         let owner_name = e.check("owner.full_name", DisplayName::parse(&self.owner.full_name));
         let owner_password = match &self.owner.password {
-            Some(raw) => e.check("owner.password", Password::parse_new(raw)).map(Some),
+            Some(raw) => e
+                .check("owner.password", Password::parse_new(raw))
+                .map(Some),
             None => Some(None),
         };
         if self.categories.len() > 50 {
@@ -150,10 +158,18 @@ impl CreateBusinessRequest {
         let mut categories: Vec<(DisplayName, Slug)> = Vec::new();
         for (i, raw) in self.categories.iter().enumerate() {
             let field = format!("categories[{i}]");
-            let Some(name) = e.check(&field, DisplayName::parse(raw)) else { continue };
-            let Some(slug) = e.check(&field, Slug::from_name(name.as_str())) else { continue };
+            let Some(name) = e.check(&field, DisplayName::parse(raw)) else {
+                continue;
+            };
+            let Some(slug) = e.check(&field, Slug::from_name(name.as_str())) else {
+                continue;
+            };
             if categories.iter().any(|(_, s)| *s == slug) {
-                e.push(&field, "duplicate", format!("category {:?} is listed twice", name.as_str()));
+                e.push(
+                    &field,
+                    "duplicate",
+                    format!("category {:?} is listed twice", name.as_str()),
+                );
                 continue;
             }
             categories.push((name, slug));
@@ -331,14 +347,31 @@ impl UpdateBusinessRequest {
     pub fn parse(&self) -> Result<BusinessUpdate, FieldErrors> {
         let mut e = FieldErrors::default();
         let update = BusinessUpdate {
-            name: self.name.as_deref().and_then(|v| e.check("name", DisplayName::parse(v))),
-            contact_email: self.contact_email.as_deref().and_then(|v| e.check("contact_email", Email::parse(v))),
-            contact_phone: self.contact_phone.as_deref().and_then(|v| e.check("contact_phone", Phone::parse(v))),
+            name: self
+                .name
+                .as_deref()
+                .and_then(|v| e.check("name", DisplayName::parse(v))),
+            contact_email: self
+                .contact_email
+                .as_deref()
+                .and_then(|v| e.check("contact_email", Email::parse(v))),
+            contact_phone: self
+                .contact_phone
+                .as_deref()
+                .and_then(|v| e.check("contact_phone", Phone::parse(v))),
             status: self.status,
-            plan: self.plan.as_deref().and_then(|v| e.check("plan", Slug::parse(v))),
+            plan: self
+                .plan
+                .as_deref()
+                .and_then(|v| e.check("plan", Slug::parse(v))),
             billing_interval: self.billing_interval,
-            time_zone: self.time_zone.as_deref().and_then(|v| e.check("time_zone", TimeZoneName::parse(v))),
-            delivery_radius: self.delivery_radius_m.and_then(|v| e.check("delivery_radius_m", DeliveryRadius::parse(v))),
+            time_zone: self
+                .time_zone
+                .as_deref()
+                .and_then(|v| e.check("time_zone", TimeZoneName::parse(v))),
+            delivery_radius: self
+                .delivery_radius_m
+                .and_then(|v| e.check("delivery_radius_m", DeliveryRadius::parse(v))),
         };
         e.finish(|| Some(update))
     }
@@ -407,10 +440,14 @@ pub struct NewPlan {
 }
 
 fn check_price(e: &mut FieldErrors, field: &str, minor: i64) -> Option<i64> {
-    if (0..=100_000_000_00).contains(&minor) {
+    if (0..=10_000_000_000).contains(&minor) {
         Some(minor)
     } else {
-        e.push(field, "out_of_range", "price must be between 0 and 10000000000 minor units");
+        e.push(
+            field,
+            "out_of_range",
+            "price must be between 0 and 10000000000 minor units",
+        );
         None
     }
 }
@@ -464,7 +501,7 @@ pub struct UpdatePlanRequest {
     /// New features.
     #[serde(default)]
     pub features: Option<PlanFeatures>,
-    /// New limits.
+    /// New limits; replaces all of them (a limit left out becomes unlimited).
     #[serde(default)]
     pub limits: Option<PlanLimits>,
     /// Offer or withdraw the plan.
@@ -497,9 +534,16 @@ impl UpdatePlanRequest {
     pub fn parse(&self) -> Result<PlanUpdate, FieldErrors> {
         let mut e = FieldErrors::default();
         let update = PlanUpdate {
-            name: self.name.as_deref().and_then(|v| e.check("name", DisplayName::parse(v))),
-            price_monthly_minor: self.price_monthly_minor.and_then(|v| check_price(&mut e, "price_monthly_minor", v)),
-            price_yearly_minor: self.price_yearly_minor.and_then(|v| check_price(&mut e, "price_yearly_minor", v)),
+            name: self
+                .name
+                .as_deref()
+                .and_then(|v| e.check("name", DisplayName::parse(v))),
+            price_monthly_minor: self
+                .price_monthly_minor
+                .and_then(|v| check_price(&mut e, "price_monthly_minor", v)),
+            price_yearly_minor: self
+                .price_yearly_minor
+                .and_then(|v| check_price(&mut e, "price_yearly_minor", v)),
             features: self.features.clone(),
             limits: self.limits.clone(),
             is_active: self.is_active,

@@ -134,7 +134,14 @@ impl DriverRegisterRequest {
         let password = errors.check("password", Password::parse_new(&self.password));
         let full_name = errors.check("full_name", DisplayName::parse(&self.full_name));
         let phone = errors.check("phone", Phone::parse(&self.phone));
-        errors.finish(|| Some(NewDriver { email: email?, password: password?, full_name: full_name?, phone: phone? }))
+        errors.finish(|| {
+            Some(NewDriver {
+                email: email?,
+                password: password?,
+                full_name: full_name?,
+                phone: phone?,
+            })
+        })
     }
 }
 
@@ -187,7 +194,13 @@ impl CustomerRegisterRequest {
             None => Some(None),
         };
         errors.finish(|| {
-            Some(NewCustomer { store: store?, email: email?, password: password?, full_name: full_name?, phone: phone? })
+            Some(NewCustomer {
+                store: store?,
+                email: email?,
+                password: password?,
+                full_name: full_name?,
+                phone: phone?,
+            })
         })
     }
 }

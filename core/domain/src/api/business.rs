@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 use crate::hours::OperatingHours;
 use crate::id::{BusinessId, RoleId, UserId};
 use crate::permission::Permission;
-use crate::value::{CustomDomain, DisplayName, Email, HexColor, ImageUrl, Password, Slug, Subdomain};
+use crate::value::{
+    CustomDomain, DisplayName, Email, HexColor, ImageUrl, Password, Slug, Subdomain,
+};
 
 use super::{patch, FieldErrors};
 
@@ -42,14 +44,20 @@ impl ThemeColors {
     /// # Errors
     /// The field errors, under `prefix`.
     pub fn check(&self, prefix: &str, e: &mut FieldErrors) {
-        let parse = |e: &mut FieldErrors, name: &str, raw: &str| e.check(&format!("{prefix}.{name}"), HexColor::parse(raw));
+        let parse = |e: &mut FieldErrors, name: &str, raw: &str| {
+            e.check(&format!("{prefix}.{name}"), HexColor::parse(raw))
+        };
         let _ = parse(e, "primary", &self.primary);
         let _ = parse(e, "accent", &self.accent);
         let background = parse(e, "background", &self.background);
         let text = parse(e, "text", &self.text);
         if let (Some(bg), Some(fg)) = (background, text) {
             if contrast_ratio_centi(&bg, &fg) < 450 {
-                e.push(&format!("{prefix}.text"), "low_contrast", "text and background colours need a contrast of at least 4.5:1");
+                e.push(
+                    &format!("{prefix}.text"),
+                    "low_contrast",
+                    "text and background colours need a contrast of at least 4.5:1",
+                );
             }
         }
     }
@@ -165,8 +173,16 @@ impl UpdateStorefrontRequest {
             e.check("operating_hours", hours.validate());
         }
         let update = StorefrontUpdate {
-            subdomain: self.subdomain.as_deref().and_then(|v| e.check("subdomain", Subdomain::parse(v))),
-            custom_domain: parse_clearable(&mut e, "custom_domain", &self.custom_domain, CustomDomain::parse),
+            subdomain: self
+                .subdomain
+                .as_deref()
+                .and_then(|v| e.check("subdomain", Subdomain::parse(v))),
+            custom_domain: parse_clearable(
+                &mut e,
+                "custom_domain",
+                &self.custom_domain,
+                CustomDomain::parse,
+            ),
             theme_colors: self.theme_colors.clone(),
             operating_hours: self.operating_hours.clone(),
             logo_url: parse_clearable(&mut e, "logo_url", &self.logo_url, ImageUrl::parse),
@@ -238,7 +254,14 @@ impl AddStaffRequest {
             Some(raw) => e.check("password", Password::parse_new(raw)).map(Some),
             None => Some(None),
         };
-        e.finish(|| Some(NewStaff { email: email?, full_name: full_name?, role: role?, password: password? }))
+        e.finish(|| {
+            Some(NewStaff {
+                email: email?,
+                full_name: full_name?,
+                role: role?,
+                password: password?,
+            })
+        })
     }
 }
 
@@ -306,7 +329,13 @@ impl CreateRoleRequest {
         let mut permissions = self.permissions.clone();
         permissions.sort_unstable();
         permissions.dedup();
-        e.finish(|| Some(NewRole { key: key?, name: name?, permissions }))
+        e.finish(|| {
+            Some(NewRole {
+                key: key?,
+                name: name?,
+                permissions,
+            })
+        })
     }
 }
 
@@ -321,4 +350,67 @@ pub struct UpdateRoleRequest {
     /// New permissions (replaces the set).
     #[serde(default)]
     pub permissions: Option<Vec<Permission>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patch_distinguishes_absent_null_and_value() {
+        let absent: UpdateStorefrontRequest = serde_json::from_str("{}").expect("valid");
+        assert_eq!(absent.parse().expect("valid").logo_url, None);
+        let cleared: UpdateStorefrontRequest =
+            serde_json::from_str(r#"{"logo_url": null}"#).expect("valid");
+        assert_eq!(cleared.parse().expect("valid").logo_url, Some(None));
+        let set: UpdateStorefrontRequest =
+            serde_json::from_str(r#"{"logo_url": "https://cdn.example.com/logo.png"}"#)
+                .expect("valid");
+        assert!(matches!(
+            set.parse().expect("valid").logo_url,
+            Some(Some(_))
+        ));
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let err = serde_json::from_str::<UpdateStorefrontRequest>(r#"{"business_id": "x"}"#)
+            .expect_err("refused");
+        assert!(err.to_string().contains("unknown field"), "{err}");
+        let err = serde_json::from_str::<AddStaffRequest>(
+            r#"{"email": "a@b.co", "full_name": "A", "role": "staff", "business_id": "x"}"#,
+        )
+        .expect_err("refused");
+        assert!(err.to_string().contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn theme_needs_readable_text() {
+        let mut errors = FieldErrors::default();
+        ThemeColors::default().check("theme_colors", &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+        let grey = ThemeColors {
+            text: "#bbbbbb".into(),
+            ..ThemeColors::default()
+        };
+        let mut errors = FieldErrors::default();
+        grey.check("theme_colors", &mut errors);
+        assert_eq!(errors.0[0].code, "low_contrast");
+        let black = HexColor::parse("#000000").expect("valid");
+        let white = HexColor::parse("#ffffff").expect("valid");
+        assert_eq!(contrast_ratio_centi(&black, &white), 2100);
+    }
+
+    #[test]
+    fn all_field_errors_are_reported_together() {
+        let req = UpdateStorefrontRequest {
+            subdomain: Some("WWW".into()),
+            custom_domain: Some(Some("not a domain".into())),
+            logo_url: Some(Some("ftp://x".into())),
+            ..UpdateStorefrontRequest::default()
+        };
+        let errors = req.parse().expect_err("invalid");
+        let fields: Vec<&str> = errors.0.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["subdomain", "custom_domain", "logo_url"]);
+    }
 }

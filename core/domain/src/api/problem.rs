@@ -61,7 +61,11 @@ impl FieldErrors {
 
     /// Records one error.
     pub fn push(&mut self, field: &str, code: &str, message: impl Into<String>) {
-        self.0.push(FieldError { field: field.to_owned(), code: code.to_owned(), message: message.into() });
+        self.0.push(FieldError {
+            field: field.to_owned(),
+            code: code.to_owned(),
+            message: message.into(),
+        });
     }
 
     /// Whether nothing was recorded.
