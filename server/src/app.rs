@@ -183,7 +183,16 @@ async fn authenticate(State(app): State<App>, mut request: Request, next: Next) 
     if let Some(claims) = &claims {
         request.extensions_mut().insert(claims.clone());
     }
+    let changes_state = !matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
     let response = next.run(request).await;
+    if changes_state {
+        // Whatever this request changed (a role, a suspension, a sign-out everywhere) must be
+        // seen by this instance's very next request.
+        app.db.sessions.clear();
+    }
     if let Some(crate::error::Denied(code)) =
         response.extensions().get::<crate::error::Denied>().copied()
     {

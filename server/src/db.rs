@@ -6,10 +6,13 @@ use chrono::{DateTime, Utc};
 use fleetfront_domain::auth::Claims;
 use fleetfront_domain::permission::{AccountKind, Actor, Permission, PermissionSet};
 use fleetfront_domain::{BusinessId, CustomerId, ErrorCode, UserId};
+use std::sync::Arc;
+
 use sqlx::{PgPool, Postgres, Row};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
+use crate::sessions::SessionCache;
 
 /// A transaction with a principal set.
 pub type Tx = sqlx::Transaction<'static, Postgres>;
@@ -19,6 +22,8 @@ pub type Tx = sqlx::Transaction<'static, Postgres>;
 pub struct Db {
     /// Pool of `fleetfront_app` connections.
     pub pool: PgPool,
+    /// Sessions recently verified against the database.
+    pub sessions: Arc<SessionCache>,
 }
 
 /// The scope of a sign-in flow transaction (kind `auth`): it may read credentials, but only of
@@ -32,6 +37,14 @@ pub struct AuthScope {
 }
 
 impl Db {
+    /// Database access over the runtime-role pool, with an empty session cache.
+    pub fn new(pool: PgPool) -> Db {
+        Db {
+            pool,
+            sessions: Arc::default(),
+        }
+    }
+
     /// Begins a transaction as the verified token's principal, re-checking against the database
     /// that the session is still current: session version, account and business status, and the
     /// role's permissions as of now.
@@ -39,11 +52,26 @@ impl Db {
     /// # Errors
     /// `session_revoked`, `account_inactive`, `business_suspended`, or database errors.
     pub async fn begin_as(&self, claims: &Claims) -> Result<(Tx, Actor)> {
+        if let Some(permissions) =
+            self.sessions
+                .get(claims.kind, claims.sub, claims.business_id, claims.sv)
+        {
+            // Verified moments ago: open the transaction and set the principal in one round trip.
+            // Every value is a typed id or a fixed kind name, so inlining them is safe.
+            let (user, customer) = principal_ids(claims);
+            let begin = format!(
+                "BEGIN; SELECT set_config('app.kind', '{}', true), set_config('app.user_id', '{}', true), \
+                 set_config('app.customer_id', '{}', true), set_config('app.business_id', '{}', true)",
+                claims.kind.as_str(),
+                user.map(|u| u.to_string()).unwrap_or_default(),
+                customer.map(|c| c.to_string()).unwrap_or_default(),
+                claims.business_id.map(|b| b.to_string()).unwrap_or_default(),
+            );
+            let tx = self.pool.begin_with(begin).await?;
+            return Ok((tx, actor_of(claims, permissions)?));
+        }
         let mut tx = self.pool.begin().await?;
-        let (user, customer) = match claims.kind {
-            AccountKind::Customer => (None, Some(claims.sub)),
-            _ => (Some(claims.sub), None),
-        };
+        let (user, customer) = principal_ids(claims);
         let row = sqlx::query(
             "SELECT session_version, account_active, business_active, permissions FROM app_begin($1, $2, $3, $4)",
         )
@@ -78,29 +106,16 @@ impl Db {
                 "this business is suspended",
             ));
         }
-        let actor = match (claims.kind, claims.business_id) {
-            (AccountKind::Admin, _) => Actor::Admin {
-                user: UserId(claims.sub),
-            },
-            (AccountKind::Driver, _) => Actor::Driver {
-                user: UserId(claims.sub),
-            },
-            (AccountKind::Staff, Some(business)) => {
-                let keys: Vec<String> = row.try_get("permissions")?;
-                let permissions: PermissionSet =
-                    keys.iter().filter_map(|k| Permission::parse(k)).collect();
-                Actor::Staff {
-                    user: UserId(claims.sub),
-                    business,
-                    permissions,
-                }
-            }
-            (AccountKind::Customer, Some(business)) => Actor::Customer {
-                customer: CustomerId(claims.sub),
-                business,
-            },
-            _ => return Err(Error::unauthenticated("the token has no business scope")),
-        };
+        let keys: Vec<String> = row.try_get("permissions")?;
+        let permissions: PermissionSet = keys.iter().filter_map(|k| Permission::parse(k)).collect();
+        let actor = actor_of(claims, permissions.clone())?;
+        self.sessions.put(
+            claims.kind,
+            claims.sub,
+            claims.business_id,
+            claims.sv,
+            permissions,
+        );
         Ok((tx, actor))
     }
 
@@ -128,6 +143,34 @@ impl Db {
     pub async fn begin_anonymous(&self) -> Result<Tx> {
         Ok(self.pool.begin().await?)
     }
+}
+
+fn principal_ids(claims: &Claims) -> (Option<Uuid>, Option<Uuid>) {
+    match claims.kind {
+        AccountKind::Customer => (None, Some(claims.sub)),
+        _ => (Some(claims.sub), None),
+    }
+}
+
+fn actor_of(claims: &Claims, permissions: PermissionSet) -> Result<Actor> {
+    Ok(match (claims.kind, claims.business_id) {
+        (AccountKind::Admin, _) => Actor::Admin {
+            user: UserId(claims.sub),
+        },
+        (AccountKind::Driver, _) => Actor::Driver {
+            user: UserId(claims.sub),
+        },
+        (AccountKind::Staff, Some(business)) => Actor::Staff {
+            user: UserId(claims.sub),
+            business,
+            permissions,
+        },
+        (AccountKind::Customer, Some(business)) => Actor::Customer {
+            customer: CustomerId(claims.sub),
+            business,
+        },
+        _ => return Err(Error::unauthenticated("the token has no business scope")),
+    })
 }
 
 /// Sets the transaction-local principal.

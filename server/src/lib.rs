@@ -18,6 +18,7 @@ pub mod extract;
 pub mod pg;
 pub mod serve;
 pub mod session;
+pub mod sessions;
 pub mod tenancy;
 
 pub use app::{app, App};

@@ -98,9 +98,7 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let (pools, cluster) = open_database(&config).await?;
     let keys = signing_keys(&config.data_dir)?;
     let state = App::new(
-        Db {
-            pool: pools.app.clone(),
-        },
+        Db::new(pools.app.clone()),
         keys,
         config.base_domain.clone(),
         config.trust_forwarded_for,
@@ -108,6 +106,8 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     if demo {
         crate::demo::seed(&pools, &state).await?;
     }
+    let session_listener =
+        crate::sessions::start_listener(pools.app.clone(), state.db.sessions.clone()).await?;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -119,6 +119,7 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     )
     .with_graceful_shutdown(shutdown_signal())
     .await;
+    session_listener.abort();
     pools.app.close().await;
     pools.owner.close().await;
     if let Some(cluster) = cluster {

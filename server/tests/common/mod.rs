@@ -84,6 +84,12 @@ pub async fn fresh_db() -> TestDb {
     let mut admin = PgConnection::connect_with(&admin_options())
         .await
         .expect("connect to the test PostgreSQL as superuser");
+    // One test process at a time sets up roles and the template (concurrent ALTER ROLE on the
+    // same role fails with "tuple concurrently updated").
+    sqlx::query("SELECT pg_advisory_lock(727275)")
+        .execute(&mut admin)
+        .await
+        .unwrap();
     pg::ensure_roles(&mut admin, Some(ROLE_PASSWORD))
         .await
         .unwrap();
@@ -93,10 +99,6 @@ pub async fn fresh_db() -> TestDb {
     .execute(&mut admin)
     .await
     .unwrap();
-    sqlx::query("SELECT pg_advisory_lock(727275)")
-        .execute(&mut admin)
-        .await
-        .unwrap();
     let template = template_name();
     let exists: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
@@ -223,9 +225,7 @@ impl TestApp {
     /// An app over an existing database (e.g. after a "restart").
     pub fn over(db: TestDb) -> TestApp {
         let app = App::new(
-            Db {
-                pool: db.pools.app.clone(),
-            },
+            Db::new(db.pools.app.clone()),
             keys(),
             "fleetfront.test".into(),
             false,
