@@ -12,6 +12,7 @@ use sqlx::FromRow;
 use uuid::Uuid;
 
 use crate::app::App;
+use crate::audit::Who;
 use crate::auth::{new_refresh_token, secret_hash, TokenSpec};
 use crate::db::{new_id, Tx};
 use crate::error::{Error, Result};
@@ -39,6 +40,14 @@ impl UserRow {
     /// The account kind.
     pub fn kind(&self) -> AccountKind {
         AccountKind::parse(&self.kind).unwrap_or(AccountKind::Driver)
+    }
+
+    /// The account as an audit actor.
+    pub fn who(&self) -> Who {
+        Who {
+            kind: self.kind().as_str(),
+            id: Some(self.id),
+        }
     }
 }
 

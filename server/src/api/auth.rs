@@ -128,10 +128,7 @@ async fn login(
         .execute(&mut *tx)
         .await?;
     let tokens = session::issue_platform(&mut tx, &app, &user, scope.as_ref(), &all, None).await?;
-    let who = Who {
-        kind: user.kind().as_str(),
-        id: Some(user.id),
-    };
+    let who = user.who();
     audit::record(
         &mut tx,
         &ctx,
@@ -217,10 +214,7 @@ async fn refresh(
         Some(rotated.family),
     )
     .await?;
-    let who = Who {
-        kind: user.kind().as_str(),
-        id: Some(user.id),
-    };
+    let who = user.who();
     audit::record(
         &mut tx,
         &ctx,

@@ -215,6 +215,16 @@ impl From<StaffRow> for StaffMemberView {
     }
 }
 
+async fn staff_member(tx: &mut Tx, business: BusinessId, user: Uuid) -> Result<StaffRow> {
+    Ok(sqlx::query_as(&format!(
+        "{STAFF_SELECT} WHERE m.business_id = $1 AND m.user_id = $2"
+    ))
+    .bind(business.0)
+    .bind(user)
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
 const STAFF_SELECT: &str = "SELECT m.user_id, u.email, u.full_name, m.role_id, r.key AS role_key, m.created_at \
     FROM memberships m JOIN users u ON u.id = m.user_id JOIN roles r ON r.business_id = m.business_id AND r.id = m.role_id";
 
@@ -353,13 +363,7 @@ async fn add_staff(
         Event::ok("staff.add", "user", user).with_details(serde_json::json!({"role": role.key})),
     )
     .await?;
-    let row: StaffRow = sqlx::query_as(&format!(
-        "{STAFF_SELECT} WHERE m.business_id = $1 AND m.user_id = $2"
-    ))
-    .bind(business.0)
-    .bind(user)
-    .fetch_one(&mut *tx)
-    .await?;
+    let row = staff_member(&mut tx, business, user).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(row.into())))
 }
@@ -438,13 +442,7 @@ async fn update_staff(
             .with_details(serde_json::json!({"from": current.key, "to": role.key})),
     )
     .await?;
-    let row: StaffRow = sqlx::query_as(&format!(
-        "{STAFF_SELECT} WHERE m.business_id = $1 AND m.user_id = $2"
-    ))
-    .bind(business.0)
-    .bind(user)
-    .fetch_one(&mut *tx)
-    .await?;
+    let row = staff_member(&mut tx, business, user).await?;
     tx.commit().await?;
     Ok(Json(row.into()))
 }
