@@ -30,6 +30,12 @@ pub struct FileConfig {
     pub trust_forwarded_for: Option<bool>,
     /// Maximum runtime pool connections.
     pub max_connections: Option<u32>,
+    /// SMTP URL for outgoing email; unset logs emails instead of sending them.
+    pub smtp_url: Option<String>,
+    /// `From:` address of outgoing email.
+    pub mail_from: Option<String>,
+    /// Public base URL used in links inside messages.
+    pub public_url: Option<String>,
 }
 
 /// The validated configuration.
@@ -53,6 +59,12 @@ pub struct Config {
     pub trust_forwarded_for: bool,
     /// Runtime pool size.
     pub max_connections: u32,
+    /// SMTP URL (`smtp://host:port`, `smtps://user:pass@host`); `None` logs emails.
+    pub smtp_url: Option<String>,
+    /// `From:` address of outgoing email.
+    pub mail_from: String,
+    /// Public base URL used in links inside messages.
+    pub public_url: String,
 }
 
 /// Raw values from flags and the environment (clap fills these).
@@ -131,8 +143,31 @@ impl Config {
             })?,
             None => file.max_connections.unwrap_or(16),
         };
+        let smtp_url = env("FLEETFRONT_SMTP_URL").or(file.smtp_url);
+        if let Some(url) = &smtp_url {
+            if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
+                bail!("invalid FLEETFRONT_SMTP_URL: expected smtp://host:port or smtps://user:password@host");
+            }
+        }
+        let mail_from = env("FLEETFRONT_MAIL_FROM")
+            .or(file.mail_from)
+            .unwrap_or_else(|| format!("no-reply@{base_domain}"));
+        if mail_from.parse::<lettre::Address>().is_err() {
+            bail!("invalid FLEETFRONT_MAIL_FROM {mail_from:?}: expected an email address");
+        }
+        let public_url = env("FLEETFRONT_PUBLIC_URL")
+            .or(file.public_url)
+            .unwrap_or_else(|| format!("http://{listen}"))
+            .trim_end_matches('/')
+            .to_owned();
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+            bail!("invalid FLEETFRONT_PUBLIC_URL {public_url:?}: expected an http(s) URL");
+        }
         Ok(Config {
             listen,
+            smtp_url,
+            mail_from,
+            public_url,
             database_url,
             app_db_password: env("FLEETFRONT_APP_DB_PASSWORD").or(file.app_db_password),
             data_dir,

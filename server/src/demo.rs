@@ -1,6 +1,6 @@
 //! Demo data for `fleetfront serve --demo`: a platform admin, three businesses on different
-//! plans with their teams and customers, and a driver. Idempotent: a second run changes nothing.
-//! Every account's password is listed in the README.
+//! plans with their teams, customers and a few products, and a driver. Idempotent: a second
+//! run changes nothing. Every account's password is listed in the README.
 
 use fleetfront_domain::api::admin::{CreateBusinessRequest, LocationInput, OwnerInput};
 use fleetfront_domain::hours::OperatingHours;
@@ -25,6 +25,9 @@ struct DemoStore {
     time_zone: &'static str,
     location: (f64, f64),
     categories: &'static [&'static str],
+    /// (SKU, name, description, price in minor units, category slug); the first product of
+    /// each store also gets two size variants.
+    products: &'static [(&'static str, &'static str, &'static str, i64, &'static str)],
 }
 
 const STORES: &[DemoStore] = &[
@@ -36,6 +39,30 @@ const STORES: &[DemoStore] = &[
         time_zone: "Europe/Helsinki",
         location: (60.1699, 24.9384),
         categories: &["Pizzas", "Drinks", "Desserts"],
+        products: &[
+            (
+                "PZ-MARG",
+                "Margherita",
+                "Tomato, mozzarella and basil",
+                990,
+                "pizzas",
+            ),
+            (
+                "PZ-PEPP",
+                "Pepperoni",
+                "Tomato, mozzarella and spicy salami",
+                1190,
+                "pizzas",
+            ),
+            ("DR-COLA", "Cola", "A cold 0.33 l can", 300, "drinks"),
+            (
+                "DS-TIRA",
+                "Tiramisu",
+                "Coffee, mascarpone and cocoa",
+                550,
+                "desserts",
+            ),
+        ],
     },
     DemoStore {
         name: "Green Grocer",
@@ -45,6 +72,29 @@ const STORES: &[DemoStore] = &[
         time_zone: "Europe/Berlin",
         location: (52.52, 13.405),
         categories: &["Fruit", "Vegetables", "Bakery"],
+        products: &[
+            (
+                "FR-APPL",
+                "Apples",
+                "Crisp local apples, per kilo",
+                349,
+                "fruit",
+            ),
+            (
+                "VG-CARR",
+                "Carrots",
+                "Organic carrots, per kilo",
+                199,
+                "vegetables",
+            ),
+            (
+                "BK-SOUR",
+                "Sourdough loaf",
+                "Baked this morning",
+                450,
+                "bakery",
+            ),
+        ],
     },
     DemoStore {
         name: "Sushi Central",
@@ -54,6 +104,17 @@ const STORES: &[DemoStore] = &[
         time_zone: "America/New_York",
         location: (40.7128, -74.006),
         categories: &["Nigiri", "Rolls", "Sides"],
+        products: &[
+            ("NG-SALM", "Salmon nigiri", "Two pieces", 650, "nigiri"),
+            (
+                "RL-CALI",
+                "California roll",
+                "Crab, avocado and cucumber, eight pieces",
+                1100,
+                "rolls",
+            ),
+            ("SD-EDAM", "Edamame", "Steamed, with sea salt", 450, "sides"),
+        ],
     },
 ];
 
@@ -175,6 +236,38 @@ pub async fn seed(pools: &Pools, app: &App) -> anyhow::Result<()> {
                 .bind(role)
                 .execute(&mut *tx)
                 .await?;
+        }
+        for (i, (sku, name, description, price, category)) in store.products.iter().enumerate() {
+            let product = new_id();
+            sqlx::query(
+                "INSERT INTO products (business_id, id, sku, name, description, price_minor, category_id, is_published, preparation_time_minutes) \
+                 SELECT $1, $2, $3, $4, $5, $6, id, true, 10 FROM product_categories WHERE business_id = $1 AND slug = $7",
+            )
+            .bind(done.business.0)
+            .bind(product)
+            .bind(sku)
+            .bind(name)
+            .bind(description)
+            .bind(price)
+            .bind(category)
+            .execute(&mut *tx)
+            .await?;
+            if i == 0 {
+                for (size, adjustment) in [("Regular", 0i64), ("Large", 300)] {
+                    sqlx::query(
+                        "INSERT INTO product_variants (business_id, id, product_id, name, sku, price_adjustment_minor, options) \
+                         VALUES ($1, $2, $3, $4, $5, $6, jsonb_build_object('size', lower($4)))",
+                    )
+                    .bind(done.business.0)
+                    .bind(new_id())
+                    .bind(product)
+                    .bind(size)
+                    .bind(format!("{sku}-{}", size.to_uppercase()))
+                    .bind(adjustment)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
         }
         for (i, name) in ["Alex Customer", "Sam Customer"].iter().enumerate() {
             sqlx::query("INSERT INTO customers (business_id, id, email, phone, full_name, password_hash) VALUES ($1, $2, $3, $4, $5, $6)")

@@ -219,6 +219,22 @@ impl From<sqlx::Error> for Error {
                     return Error::field("custom_domain", "taken", "this domain is already in use")
                         .with_code(ErrorCode::DomainTaken)
                 }
+                Some("products_sku_key") => {
+                    return Error::field("sku", "taken", "another product has this SKU")
+                        .with_code(ErrorCode::Conflict)
+                }
+                Some("product_variants_sku_key") => {
+                    return Error::field(
+                        "variants",
+                        "taken",
+                        "a variant SKU is used by another product's variant",
+                    )
+                    .with_code(ErrorCode::Conflict)
+                }
+                Some("product_categories_business_id_slug_key") => {
+                    return Error::field("slug", "taken", "another category has this slug")
+                        .with_code(ErrorCode::Conflict)
+                }
                 Some("users_email_key") | Some("customers_business_id_email_key") => {
                     return Error::field(
                         "email",

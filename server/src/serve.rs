@@ -106,6 +106,15 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     if demo {
         crate::demo::seed(&pools, &state).await?;
     }
+    let notifier = notifier(&config)?;
+    let sender = crate::notify::OutboxSender::new(state.db.clone(), notifier);
+    let clock_state = state.clone();
+    let outbox = sender
+        .spawn(
+            move || clock_state.clock.now(),
+            std::time::Duration::from_secs(5),
+        )
+        .await?;
     let session_listener =
         crate::sessions::start_listener(pools.app.clone(), state.db.sessions.clone()).await?;
     let listener = TcpListener::bind(config.listen)
@@ -120,6 +129,7 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     .with_graceful_shutdown(shutdown_signal())
     .await;
     session_listener.abort();
+    outbox.abort();
     pools.app.close().await;
     pools.owner.close().await;
     if let Some(cluster) = cluster {
@@ -142,4 +152,27 @@ async fn shutdown_signal() {
     };
     tokio::select! { () = ctrl_c => {}, () = term => {} }
     tracing::info!("shutting down: finishing requests in flight");
+}
+
+/// The delivery channels from the configuration: SMTP when `FLEETFRONT_SMTP_URL` is set, the
+/// log otherwise; SMS and push go to the log until their providers are configured.
+///
+/// # Errors
+/// An invalid SMTP URL or sender address.
+pub fn notifier(config: &Config) -> anyhow::Result<crate::notify::Notifier> {
+    use crate::notify::{LogSender, MailSender, SmtpSender};
+    let mail: std::sync::Arc<dyn MailSender> = match &config.smtp_url {
+        Some(url) => std::sync::Arc::new(SmtpSender::from_url(url)?),
+        None => std::sync::Arc::new(LogSender),
+    };
+    Ok(crate::notify::Notifier {
+        mail,
+        sms: std::sync::Arc::new(LogSender),
+        push: std::sync::Arc::new(LogSender),
+        from: config
+            .mail_from
+            .parse()
+            .context("invalid FLEETFRONT_MAIL_FROM")?,
+        public_url: config.public_url.clone(),
+    })
 }

@@ -157,6 +157,23 @@ async fn serve_demo_answers_over_a_socket_and_shuts_down_gracefully() {
     assert!(storefront.headers().contains_key("x-request-id"));
     let body: Value = storefront.json().await.expect("json");
     assert_eq!(body["subdomain"], "greengrocer");
+    // The demo stores have a public catalog.
+    let products: Value = client
+        .get(format!(
+            "{base}/api/v1/storefronts/greengrocer/products?sort=price_asc"
+        ))
+        .send()
+        .await
+        .expect("browse")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        products["items"].as_array().map(Vec::len),
+        Some(3),
+        "{products}"
+    );
+    assert_eq!(products["items"][0]["name"], "Carrots");
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -2,9 +2,11 @@
 //!
 //! The sweep walks the operations of the OpenAPI document instead of a hand-written list, so an
 //! endpoint joins it the day it is added. Each operation gets the malformed bodies, wrong content
-//! types, oversized bodies, unknown fields and non-UUID path parameters a careless or hostile
-//! client might send; every answer must be an RFC 9457 problem with the documented shape, never
-//! a 5xx, and a fingerprint of the database must be the same before and after the sweep.
+//! types, oversized bodies, unknown fields and non-UUID ids in the path a careless or hostile
+//! client might send (the document says which path parameters are UUIDs; free-text ones, such
+//! as a storefront's subdomain, get a well-formed value that names nothing); every answer must be
+//! an RFC 9457 problem with the documented shape, never a 5xx, and a fingerprint of the database
+//! must be the same before and after the sweep.
 //!
 //! The rest checks the edges of the router: fields a caller may not set, unknown routes and
 //! methods, the OpenAPI document and docs page, and the health endpoints.
@@ -38,18 +40,35 @@ struct Operation {
     /// Path template, e.g. `/api/v1/admin/businesses/{id}`.
     template: String,
     has_body: bool,
-    path_params: Vec<String>,
+    path_params: Vec<PathParam>,
     query_params: Vec<String>,
 }
 
+/// A path parameter, and whether the document declares it a UUID (ids) or free text (e.g. a
+/// storefront's subdomain).
+#[derive(Debug)]
+struct PathParam {
+    name: String,
+    uuid: bool,
+}
+
+/// What the sweep puts in free-text path parameters: a well-formed value that names nothing.
+const TEXT_PARAM: &str = "zz-sweep-nothing";
+
 impl Operation {
-    /// The path with every parameter replaced by `value`.
+    /// The path with every UUID parameter replaced by `value` and every text parameter by
+    /// [`TEXT_PARAM`].
     fn path_with(&self, value: &str) -> String {
         self.path_params
             .iter()
-            .fold(self.template.clone(), |path, name| {
-                path.replace(&format!("{{{name}}}"), value)
+            .fold(self.template.clone(), |path, param| {
+                let value = if param.uuid { value } else { TEXT_PARAM };
+                path.replace(&format!("{{{}}}", param.name), value)
             })
+    }
+
+    fn path_param_names(&self) -> BTreeSet<String> {
+        self.path_params.iter().map(|p| p.name.clone()).collect()
     }
 
     fn label(&self) -> String {
@@ -71,21 +90,27 @@ fn operations() -> Vec<Operation> {
             ("delete", Method::DELETE),
         ] {
             let Some(op) = item.get(name) else { continue };
-            let params = |location: &str| -> Vec<String> {
+            let params = |location: &str| -> Vec<&Value> {
                 op["parameters"]
                     .as_array()
                     .into_iter()
                     .flatten()
                     .filter(|p| p["in"] == location)
-                    .map(|p| p["name"].as_str().unwrap().to_owned())
                     .collect()
             };
+            let name = |p: &Value| p["name"].as_str().unwrap().to_owned();
             operations.push(Operation {
                 method,
                 template: template.clone(),
                 has_body: op.get("requestBody").is_some(),
-                path_params: params("path"),
-                query_params: params("query"),
+                path_params: params("path")
+                    .into_iter()
+                    .map(|p| PathParam {
+                        name: name(p),
+                        uuid: p["schema"]["format"] == "uuid",
+                    })
+                    .collect(),
+                query_params: params("query").into_iter().map(name).collect(),
             });
         }
     }
@@ -224,7 +249,7 @@ fn probes(op: &Operation, tokens: &Tokens) -> Vec<Probe> {
             probe(bad.what, request, bad.status, bad.code);
         }
     }
-    if !op.path_params.is_empty() {
+    if op.path_params.iter().any(|p| p.uuid) {
         let path = op.path_with("not-a-uuid");
         let body = op.has_body.then(|| ("application/json", b"{}".to_vec()));
         let request = request(&op.method, &path, tokens.for_path(&path), body);
@@ -353,8 +378,10 @@ async fn bad_input_to_every_endpoint_is_a_4xx_problem_and_changes_nothing() {
         "too few operations take a body"
     );
     assert!(
-        operations.iter().any(|op| !op.path_params.is_empty()),
-        "no operation has a path parameter"
+        operations
+            .iter()
+            .any(|op| op.path_params.iter().any(|p| p.uuid)),
+        "no operation has a UUID path parameter"
     );
     assert!(
         operations.iter().any(|op| !op.query_params.is_empty()),
@@ -572,6 +599,20 @@ async fn the_openapi_document_and_docs_page_describe_every_path() {
         serde_json::to_value(&built).unwrap(),
         "the served document is the router's"
     );
+    // Every schema reference resolves (a type used only through a query parameter's
+    // `value_type` is not collected into the components by itself).
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    let text = doc.to_string();
+    let dangling: BTreeSet<&str> = text
+        .split("\"#/components/schemas/")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .filter(|name| !schemas.contains_key(*name))
+        .collect();
+    assert!(
+        dangling.is_empty(),
+        "unresolved schema references: {dangling:?}"
+    );
     // Path parameters are exactly the template's placeholders, so generated clients build the
     // right URLs (a query struct documented as path parameters breaks them).
     for op in operations() {
@@ -582,8 +623,12 @@ async fn the_openapi_document_and_docs_page_describe_every_path() {
             .filter_map(|s| s.split_once('}'))
             .map(|(name, _)| name.to_owned())
             .collect();
-        let declared: BTreeSet<String> = op.path_params.iter().cloned().collect();
-        assert_eq!(declared, placeholders, "{}: path parameters", op.label());
+        assert_eq!(
+            op.path_param_names(),
+            placeholders,
+            "{}: path parameters",
+            op.label()
+        );
     }
 
     let request = Request::builder()

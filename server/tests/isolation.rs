@@ -167,7 +167,7 @@ async fn world() -> World {
         )
         .await
         .expect(StatusCode::CREATED);
-        t.send(
+        let customer = t.send(
             Method::POST,
             "/api/v1/auth/customer/register",
             None,
@@ -175,6 +175,16 @@ async fn world() -> World {
         )
         .await
         .expect(StatusCode::CREATED);
+        let address = json!({"address_line1": "Main Street 1", "city": "Helsinki", "country": "FI", "latitude": 60.17, "longitude": 24.94});
+        t.send(
+            Method::POST,
+            "/api/v1/customers/me/addresses",
+            customer["access_token"].as_str(),
+            Some(address),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+        catalog_rows(&t, token).await;
     }
     let owner_id = |email: &str| {
         let pool = t.db.pools.owner.clone();
@@ -196,6 +206,52 @@ async fn world() -> World {
         a_owner,
         a_owner_id,
         b_owner_id,
+    }
+}
+
+/// Catalog rows of one business, the same SKUs in both (uniqueness is per business): a
+/// published product with variants, a draft, an archived product, and an inactive category.
+async fn catalog_rows(t: &TestApp, token: &str) {
+    let hidden = t
+        .send(
+            Method::POST,
+            "/api/v1/business/categories",
+            Some(token),
+            Some(json!({"name": "Hidden", "is_active": false})),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    for (sku, published, category) in [
+        ("PUB-1", true, None),
+        ("DRAFT-1", false, None),
+        ("HIDDEN-1", true, hidden["id"].as_str()),
+        ("GONE-1", true, None),
+    ] {
+        let product = t
+            .send(
+                Method::POST,
+                "/api/v1/business/products",
+                Some(token),
+                Some(json!({
+                    "sku": sku, "name": format!("Product {sku}"), "price_minor": 1000,
+                    "is_published": published, "category_id": category,
+                    "variants": [
+                        {"name": "Small", "sku": format!("{sku}-S"), "price_adjustment_minor": -100, "stock_quantity": 3},
+                        {"name": "Large", "sku": format!("{sku}-L"), "price_adjustment_minor": 200}
+                    ]
+                })),
+            )
+            .await
+            .expect(StatusCode::CREATED);
+        if sku == "GONE-1" {
+            let path = format!(
+                "/api/v1/business/products/{}",
+                product["id"].as_str().unwrap()
+            );
+            t.send(Method::DELETE, &path, Some(token), None)
+                .await
+                .expect(StatusCode::NO_CONTENT);
+        }
     }
 }
 
@@ -250,7 +306,7 @@ async fn data_violations(w: &World) -> Vec<String> {
             "{table} needs rows of both tenants for the check (a={ra}, b={rb})"
         );
 
-        for kind in ["staff", "customer", "auth", "audit", "driver"] {
+        for kind in ["staff", "customer", "auth", "audit", "driver", "public"] {
             let mut tx = begin(db, kind, Some(w.a)).await;
             let foreign: i64 = sqlx::query_scalar(&format!(
                 "SELECT count(*) FROM {table} WHERE business_id <> $1"
@@ -413,6 +469,29 @@ async fn a_permissive_policy_is_caught_by_the_data_check() {
 }
 
 #[tokio::test]
+async fn a_public_policy_that_forgets_the_tenant_is_caught_by_the_data_check() {
+    let w = world().await;
+    let mut su = w.t.db.superuser().await;
+    sqlx::query("DROP POLICY public_read ON products")
+        .execute(&mut su)
+        .await
+        .unwrap();
+    sqlx::query(
+        "CREATE POLICY public_read ON products FOR SELECT USING ((select app_kind()) = 'public' AND is_published)",
+    )
+    .execute(&mut su)
+    .await
+    .unwrap();
+    su.close().await.unwrap();
+    let data = data_violations(&w).await;
+    assert!(
+        data.iter()
+            .any(|v| v.starts_with("products: public of A sees")),
+        "{data:#?}"
+    );
+}
+
+#[tokio::test]
 async fn dropping_a_policy_is_caught_by_the_catalog_check() {
     let db = common::fresh_db().await;
     let mut su = db.superuser().await;
@@ -502,6 +581,8 @@ async fn http_cross_tenant_access_is_404_and_audited() {
         "/api/v1/business/staff",
         "/api/v1/business/roles",
         "/api/v1/business/audit-log",
+        "/api/v1/business/products",
+        "/api/v1/business/categories",
     ] {
         let body = t
             .send(Method::GET, path, Some(&w.a_owner), None)
@@ -612,4 +693,79 @@ async fn staff_and_customers_cannot_use_admin_endpoints() {
     .await
     .unwrap();
     assert!(denied >= 9, "every refusal is audited, found {denied}");
+}
+
+/// The `public` principal (storefront requests) reads only what a store shows to anybody, even
+/// when a query asks for everything, and writes nothing.
+#[tokio::test]
+async fn public_principal_reads_only_the_published_catalog() {
+    let w = world().await;
+    let db = &w.t.db;
+    let mut tx = begin(db, "public", Some(w.a)).await;
+    let skus: Vec<String> = sqlx::query_scalar("SELECT sku FROM products ORDER BY sku")
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(
+        skus,
+        ["HIDDEN-1", "PUB-1"],
+        "drafts and archived products are hidden"
+    );
+    let variants: i64 = sqlx::query_scalar("SELECT count(*) FROM product_variants")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(variants, 4, "only the variants of visible products");
+    let inactive: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM product_categories WHERE NOT is_active")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+    assert_eq!(inactive, 0, "inactive categories are hidden");
+    let storefronts: i64 = sqlx::query_scalar("SELECT count(*) FROM business_storefront_settings")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(storefronts, 1, "its own published storefront");
+    for table in [
+        "customers",
+        "memberships",
+        "roles",
+        "business_subscriptions",
+        "audit_log",
+        "outbox_messages",
+    ] {
+        let visible: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        assert_eq!(visible, 0, "public sees {table}");
+    }
+    let writes = [
+        "UPDATE products SET price_minor = 1 WHERE business_id = $1",
+        "DELETE FROM product_variants WHERE business_id = $1",
+        "UPDATE product_categories SET name = 'x' WHERE business_id = $1",
+        "UPDATE business_storefront_settings SET logo_url = NULL WHERE business_id = $1",
+    ];
+    for sql in writes {
+        let result = attempt(&mut tx, sql, &[w.a]).await;
+        assert!(matches!(result, Ok(0) | Err(_)), "{sql}: {result:?}");
+    }
+    tx.rollback().await.unwrap();
+
+    // An unpublished storefront is invisible to its public principal.
+    sqlx::query(
+        "UPDATE business_storefront_settings SET is_published = false WHERE business_id = $1",
+    )
+    .bind(w.a)
+    .execute(&db.pools.owner)
+    .await
+    .unwrap();
+    let mut tx = begin(db, "public", Some(w.a)).await;
+    let storefronts: i64 = sqlx::query_scalar("SELECT count(*) FROM business_storefront_settings")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(storefronts, 0);
+    tx.rollback().await.unwrap();
 }

@@ -68,6 +68,10 @@ ids! {
     SubscriptionId;
     /// A product category inside one business.
     CategoryId;
+    /// A product of one business's catalog.
+    ProductId;
+    /// A variant (size, flavour, …) of one product.
+    VariantId;
     /// An audit log entry.
     AuditId;
     /// A refresh token (the row, never the secret).

@@ -8,12 +8,17 @@
 
 pub mod api;
 pub mod auth;
+pub mod catalog;
+pub mod distance;
 pub mod error;
 pub mod hours;
 pub mod id;
 pub mod money;
+pub mod order;
 pub mod permission;
 pub mod plan;
+pub mod pricing;
+pub mod retry;
 pub mod throttle;
 pub mod value;
 

@@ -200,7 +200,9 @@ impl Money {
     }
 }
 
-fn div_round_half_away(numerator: i128, denominator: i128) -> i128 {
+/// `numerator / denominator` rounded half away from zero: the platform's one rounding rule, for
+/// any non-zero denominator.
+pub(crate) fn div_round_half_away(numerator: i128, denominator: i128) -> i128 {
     let quotient = numerator / denominator;
     let remainder = numerator % denominator;
     if remainder.abs() * 2 >= denominator.abs() {

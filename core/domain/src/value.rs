@@ -602,6 +602,72 @@ impl Coordinates {
     }
 }
 
+/// ISO 3166-1 alpha-2 country codes.
+const COUNTRIES: &str = "AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW";
+
+string_value! {
+    /// An ISO 3166-1 alpha-2 country code, uppercase (`FI`, `US`).
+    CountryCode
+}
+
+impl CountryCode {
+    /// Parses a country code; lowercase input is folded.
+    ///
+    /// # Errors
+    /// When it is not an assigned ISO 3166-1 alpha-2 code.
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        let code = raw.trim().to_ascii_uppercase();
+        if code.len() == 2 && COUNTRIES.split(' ').any(|c| c == code) {
+            Ok(Self(code))
+        } else {
+            Err(ValueError::new(
+                "invalid_country",
+                "country must be an ISO 3166-1 code such as FI or US",
+            ))
+        }
+    }
+}
+
+string_value! {
+    /// A line of free text typed by a person (an address line, delivery instructions): trimmed,
+    /// 1–500 characters, no control characters other than newlines.
+    TextLine
+}
+
+impl TextLine {
+    /// Parses a line of at most 500 characters.
+    ///
+    /// # Errors
+    /// As [`TextLine::parse_max`].
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        Self::parse_max(raw, 500)
+    }
+
+    /// Parses a line of at most `max` characters.
+    ///
+    /// # Errors
+    /// When empty, too long, or containing control characters.
+    pub fn parse_max(raw: &str, max: usize) -> Result<Self, ValueError> {
+        let text = raw.trim();
+        if text.is_empty() {
+            return Err(ValueError::new("required", "this field is required"));
+        }
+        if text.chars().count() > max {
+            return Err(ValueError::new(
+                "too_long",
+                format!("at most {max} characters"),
+            ));
+        }
+        if text.chars().any(|c| c.is_control() && c != '\n') {
+            return Err(ValueError::new(
+                "invalid_characters",
+                "must not contain control characters",
+            ));
+        }
+        Ok(Self(text.to_owned()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -723,6 +789,30 @@ mod tests {
         );
         assert!(Slug::from_name("!!!").is_err());
         assert!(Slug::parse("Upper").is_err());
+    }
+
+    #[test]
+    fn countries_and_text_lines() {
+        assert_eq!(CountryCode::parse("fi").expect("valid").as_str(), "FI");
+        assert!(CountryCode::parse("XX").is_err());
+        assert!(CountryCode::parse("FIN").is_err());
+        assert_eq!(
+            TextLine::parse_max("  Main St 1 ", 10)
+                .expect("valid")
+                .as_str(),
+            "Main St 1"
+        );
+        assert_eq!(
+            TextLine::parse_max("x".repeat(11).as_str(), 10)
+                .expect_err("long")
+                .code,
+            "too_long"
+        );
+        assert_eq!(
+            TextLine::parse_max("a\u{7}b", 10).expect_err("bell").code,
+            "invalid_characters"
+        );
+        assert!(TextLine::parse_max("ring twice\nthen wait", 100).is_ok());
     }
 
     #[test]

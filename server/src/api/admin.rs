@@ -241,6 +241,23 @@ async fn update_business(
                     ));
                 }
             }
+            let products: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM products WHERE business_id = $1 AND archived_at IS NULL",
+            )
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+            if let Some(limit) = plan.limits.products {
+                if products > i64::from(limit) {
+                    return Err(Error::new(
+                        ErrorCode::PlanLimitReached,
+                        format!(
+                            "the {} plan allows {limit} products; the business has {products}",
+                            plan.key
+                        ),
+                    ));
+                }
+            }
         }
         let updated = sqlx::query(
             "UPDATE business_subscriptions SET plan_id = coalesce($2, plan_id), billing_interval = coalesce($3, billing_interval), \

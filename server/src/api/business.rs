@@ -43,7 +43,7 @@ pub(crate) fn routes(router: OpenApiRouter<App>) -> OpenApiRouter<App> {
 }
 
 /// Begins as a staff member and checks `permission` in their business.
-async fn begin_staff(
+pub(crate) async fn begin_staff(
     app: &App,
     auth: &Auth,
     permission: Permission,

@@ -4,8 +4,11 @@
 pub mod admin;
 pub mod auth;
 pub mod business;
+pub mod catalog;
+pub mod customers;
 pub mod docs;
 pub mod health;
+pub mod storefront;
 
 use fleetfront_domain::permission::{can, Actor, Ask, Resource};
 

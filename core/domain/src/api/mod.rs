@@ -5,7 +5,10 @@
 pub mod admin;
 pub mod auth;
 pub mod business;
+pub mod catalog;
+pub mod customer;
 pub mod problem;
+pub mod storefront;
 
 use serde::{Deserialize, Deserializer};
 
