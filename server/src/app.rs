@@ -22,6 +22,7 @@ use crate::auth::Keys;
 use crate::context::{self, Ctx, TrustForwarded};
 use crate::db::{Clock, Db};
 use crate::error::Error;
+use crate::payments::{CashGateway, PaymentGateway};
 
 /// Shared state of every handler.
 #[derive(Clone, Debug)]
@@ -40,6 +41,59 @@ pub struct AppInner {
     pub clock: Clock,
     /// Trust `X-Forwarded-For`.
     pub trust_forwarded_for: bool,
+    /// The payment gateways orders are paid through.
+    pub payments: Gateways,
+    /// Stripe's webhook verification and API client, once configured.
+    pub stripe: std::sync::OnceLock<Arc<crate::payments::webhook::Stripe>>,
+}
+
+/// The payment gateways by kind: cash always; a card gateway (Stripe) once configured.
+pub struct Gateways {
+    cash: Arc<dyn PaymentGateway>,
+    card: std::sync::OnceLock<Arc<dyn PaymentGateway>>,
+}
+
+impl Default for Gateways {
+    fn default() -> Self {
+        Self {
+            cash: Arc::new(CashGateway),
+            card: std::sync::OnceLock::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Gateways {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateways")
+            .field("card", &self.card.get().map(|g| g.kind()))
+            .finish()
+    }
+}
+
+impl Gateways {
+    /// The cash-on-delivery gateway.
+    pub fn cash(&self) -> Arc<dyn PaymentGateway> {
+        self.cash.clone()
+    }
+
+    /// The card gateway, when one is configured.
+    pub fn card(&self) -> Option<Arc<dyn PaymentGateway>> {
+        self.card.get().cloned()
+    }
+
+    /// The gateway of an order's stored payment method (`cash` or `card`).
+    pub fn for_method(&self, method: &str) -> Option<Arc<dyn PaymentGateway>> {
+        match method {
+            "cash" => Some(self.cash()),
+            "card" => self.card(),
+            _ => None,
+        }
+    }
+
+    /// Configures the card gateway (once, at start-up); false when one was already set.
+    pub fn set_card(&self, gateway: Arc<dyn PaymentGateway>) -> bool {
+        self.card.set(gateway).is_ok()
+    }
 }
 
 impl std::ops::Deref for App {
@@ -58,7 +112,19 @@ impl App {
             base_domain,
             clock: Clock::default(),
             trust_forwarded_for,
+            payments: Gateways::default(),
+            stripe: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Configures Stripe (once, at start-up): the card gateway of orders and the webhook
+    /// endpoint. False when Stripe was already configured.
+    pub fn configure_stripe(&self, stripe: crate::payments::webhook::Stripe) -> bool {
+        let stripe = Arc::new(stripe);
+        if self.stripe.set(stripe.clone()).is_err() {
+            return false;
+        }
+        self.payments.set_card(Arc::new(stripe.gateway.clone()))
     }
 
     /// The public URL of a storefront.
@@ -108,6 +174,9 @@ pub fn api_router() -> (Router<App>, utoipa::openapi::OpenApi) {
     let router = api::catalog::routes(router);
     let router = api::storefront::routes(router);
     let router = api::customers::routes(router);
+    let router = api::webhooks::routes(router);
+    let router = api::orders::routes(router);
+    let router = api::cart::routes(router);
     router.split_for_parts()
 }
 

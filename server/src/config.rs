@@ -36,6 +36,12 @@ pub struct FileConfig {
     pub mail_from: Option<String>,
     /// Public base URL used in links inside messages.
     pub public_url: Option<String>,
+    /// Stripe secret API key (`sk_…`); unset disables card payments.
+    pub stripe_secret_key: Option<String>,
+    /// Signing secret of the Stripe webhook endpoint (`whsec_…`).
+    pub stripe_webhook_secret: Option<String>,
+    /// Stripe API base URL.
+    pub stripe_api_base: Option<String>,
 }
 
 /// The validated configuration.
@@ -65,6 +71,71 @@ pub struct Config {
     pub mail_from: String,
     /// Public base URL used in links inside messages.
     pub public_url: String,
+    /// Stripe, when card payments are configured.
+    pub stripe: Option<StripeConfig>,
+}
+
+/// Stripe's settings: both secrets together, or none.
+#[derive(Clone)]
+pub struct StripeConfig {
+    /// Secret API key (`sk_…`).
+    pub secret_key: String,
+    /// Webhook endpoint signing secret (`whsec_…`).
+    pub webhook_secret: String,
+    /// API base URL (`https://api.stripe.com`).
+    pub api_base: String,
+}
+
+impl std::fmt::Debug for StripeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The secrets stay out of logs.
+        f.debug_struct("StripeConfig")
+            .field("api_base", &self.api_base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StripeConfig {
+    /// Checks Stripe's settings: both secrets or neither, each with Stripe's prefix.
+    ///
+    /// # Errors
+    /// A message naming the bad setting.
+    pub fn parse(
+        secret_key: Option<String>,
+        webhook_secret: Option<String>,
+        api_base: Option<String>,
+    ) -> anyhow::Result<Option<StripeConfig>> {
+        let api_base = api_base
+            .unwrap_or_else(|| crate::payments::stripe::DEFAULT_API_BASE.to_owned())
+            .trim_end_matches('/')
+            .to_owned();
+        if !(api_base.starts_with("https://") || api_base.starts_with("http://")) {
+            bail!("invalid FLEETFRONT_STRIPE_API_BASE {api_base:?}: expected an http(s) URL such as https://api.stripe.com");
+        }
+        let (secret_key, webhook_secret) = match (secret_key, webhook_secret) {
+            (None, None) => return Ok(None),
+            (Some(key), Some(secret)) => (key, secret),
+            (Some(_), None) => bail!("FLEETFRONT_STRIPE_WEBHOOK_SECRET is not set: card payments need both the secret key and the webhook signing secret (whsec_…)"),
+            (None, Some(_)) => bail!("FLEETFRONT_STRIPE_SECRET_KEY is not set: card payments need both the secret key (sk_…) and the webhook signing secret"),
+        };
+        if !secret_key.starts_with("sk_")
+            || secret_key.len() < 8
+            || secret_key.contains(char::is_whitespace)
+        {
+            bail!("invalid FLEETFRONT_STRIPE_SECRET_KEY: expected a Stripe secret key starting with sk_");
+        }
+        if !webhook_secret.starts_with("whsec_")
+            || webhook_secret.len() < 10
+            || webhook_secret.contains(char::is_whitespace)
+        {
+            bail!("invalid FLEETFRONT_STRIPE_WEBHOOK_SECRET: expected a webhook signing secret starting with whsec_");
+        }
+        Ok(Some(StripeConfig {
+            secret_key,
+            webhook_secret,
+            api_base,
+        }))
+    }
 }
 
 /// Raw values from flags and the environment (clap fills these).
@@ -163,7 +234,13 @@ impl Config {
         if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
             bail!("invalid FLEETFRONT_PUBLIC_URL {public_url:?}: expected an http(s) URL");
         }
+        let stripe = StripeConfig::parse(
+            env("FLEETFRONT_STRIPE_SECRET_KEY").or(file.stripe_secret_key),
+            env("FLEETFRONT_STRIPE_WEBHOOK_SECRET").or(file.stripe_webhook_secret),
+            env("FLEETFRONT_STRIPE_API_BASE").or(file.stripe_api_base),
+        )?;
         Ok(Config {
+            stripe,
             listen,
             smtp_url,
             mail_from,
@@ -199,6 +276,49 @@ fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stripe_settings_are_checked() {
+        let some = |s: &str| Some(s.to_owned());
+        assert!(StripeConfig::parse(None, None, None)
+            .expect("valid")
+            .is_none());
+        let stripe = StripeConfig::parse(some("sk_test_abc123"), some("whsec_abc12345"), None)
+            .expect("valid")
+            .expect("configured");
+        assert_eq!(stripe.api_base, "https://api.stripe.com");
+        assert!(!format!("{stripe:?}").contains("sk_test"));
+        for (key, secret, base, named) in [
+            (
+                some("pk_test_abc123"),
+                some("whsec_abc12345"),
+                None,
+                "FLEETFRONT_STRIPE_SECRET_KEY",
+            ),
+            (
+                some("sk_test_abc123"),
+                some("abc12345678"),
+                None,
+                "FLEETFRONT_STRIPE_WEBHOOK_SECRET",
+            ),
+            (
+                some("sk_test_abc123"),
+                None,
+                None,
+                "FLEETFRONT_STRIPE_WEBHOOK_SECRET",
+            ),
+            (
+                None,
+                some("whsec_abc12345"),
+                None,
+                "FLEETFRONT_STRIPE_SECRET_KEY",
+            ),
+            (None, None, some("ftp://x"), "FLEETFRONT_STRIPE_API_BASE"),
+        ] {
+            let err = StripeConfig::parse(key, secret, base).expect_err("must fail");
+            assert!(err.to_string().contains(named), "{err}");
+        }
+    }
 
     #[test]
     fn bad_listen_address_is_named() {

@@ -110,7 +110,7 @@ impl Error {
 pub fn status_of(code: ErrorCode) -> StatusCode {
     use ErrorCode::*;
     match code {
-        MalformedRequest => StatusCode::BAD_REQUEST,
+        MalformedRequest | InvalidSignature => StatusCode::BAD_REQUEST,
         ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
         Unauthenticated | TokenExpired | SessionRevoked | InvalidCredentials
         | InvalidRefreshToken | InvalidSetupToken | InvalidPin => StatusCode::UNAUTHORIZED,
@@ -119,7 +119,15 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         }
         PinLocked => StatusCode::LOCKED,
         NotFound => StatusCode::NOT_FOUND,
-        Conflict | EmailTaken | SubdomainTaken | DomainTaken | PinNotSet => StatusCode::CONFLICT,
+        Conflict | EmailTaken | SubdomainTaken | DomainTaken | PinNotSet | PriceChanged
+        | OutOfStock | ItemUnavailable | InvalidTransition => StatusCode::CONFLICT,
+        StoreClosed
+        | OutsideDeliveryArea
+        | DiscountInvalid
+        | BelowMinimumOrder
+        | IdempotencyKeyReused
+        | PaymentMethodUnavailable => StatusCode::UNPROCESSABLE_ENTITY,
+        PaymentDeclined => StatusCode::PAYMENT_REQUIRED,
         TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
         PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -276,6 +284,12 @@ impl From<sqlx::Error> for Error {
 }
 
 impl Error {
+    /// Replaces the message, keeping code and field errors.
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = detail.into();
+        self
+    }
+
     /// Replaces the code, keeping message and field errors.
     pub fn with_code(mut self, code: ErrorCode) -> Self {
         self.code = code;

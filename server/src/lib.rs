@@ -17,6 +17,7 @@ pub mod demo;
 pub mod error;
 pub mod extract;
 pub mod notify;
+pub mod orders;
 pub mod payments;
 pub mod pg;
 pub mod serve;

@@ -252,6 +252,57 @@ fn render(
             }
             (format!("You have joined {}", brand.name), lines)
         }
+        "order_confirmation" => {
+            let mut lines = vec![format!(
+                "Thank you for your order at {}. We have sent it to the store, which will confirm it shortly.",
+                brand.name
+            )];
+            for item in payload
+                .get("items")
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+            {
+                let variant = text(item, "variant");
+                let name = if variant.is_empty() {
+                    text(item, "name")
+                } else {
+                    format!("{} ({variant})", text(item, "name"))
+                };
+                let quantity = item.get("quantity").and_then(Value::as_i64).unwrap_or(0);
+                lines.push(format!("{quantity} × {name}: {}", text(item, "line_total")));
+            }
+            lines.push(format!("Total: {}", text(payload, "total")));
+            lines.push(format!(
+                "Follow your order here: {}",
+                text(payload, "tracking_url")
+            ));
+            (format!("Your order at {}", brand.name), lines)
+        }
+        "order_status" => {
+            let status = text(payload, "status");
+            let mut lines = vec![match status.as_str() {
+                "confirmed" => match payload.get("prep_time_minutes").and_then(Value::as_i64) {
+                    Some(minutes) => format!(
+                        "{} accepted your order; it will be ready in about {minutes} minutes.",
+                        brand.name
+                    ),
+                    None => format!("{} accepted your order.", brand.name),
+                },
+                "preparing" => "Your order is being prepared.".to_owned(),
+                "ready" => "Your order is ready.".to_owned(),
+                "picked_up" => "Your order is on its way (or collected).".to_owned(),
+                "delivered" => "Your order has been delivered. Enjoy!".to_owned(),
+                "rejected" => format!("{} could not take your order.", brand.name),
+                "cancelled" => "Your order was cancelled.".to_owned(),
+                other => format!("Your order is now {other}."),
+            }];
+            let reason = text(payload, "reason");
+            if !reason.is_empty() {
+                lines.push(format!("Reason: {reason}"));
+            }
+            (format!("Your order at {}: {status}", brand.name), lines)
+        }
         other => {
             return Err(DeliveryError::permanent(format!(
                 "unknown email template {other:?}"
@@ -500,6 +551,36 @@ mod tests {
             html.contains("Pizza &lt;Palace&gt;") && !html.contains("<Palace>"),
             "{html}"
         );
+    }
+
+    #[test]
+    fn order_confirmation_lists_items_and_total_escaped() {
+        let payload = serde_json::json!({
+            "items": [{"name": "Pizza <b>", "variant": "Large", "quantity": 2, "line_total": "25.00 EUR"}],
+            "total": "27.50 EUR",
+            "tracking_url": "https://x.example/t?token=abc",
+        });
+        let (subject, plain, html) =
+            render("order_confirmation", &payload, &brand(), "").expect("renders");
+        assert_eq!(subject, "Your order at Pizza <Palace>");
+        assert!(
+            plain.contains("2 × Pizza <b> (Large): 25.00 EUR"),
+            "{plain}"
+        );
+        assert!(plain.contains("Total: 27.50 EUR"), "{plain}");
+        assert!(
+            html.contains("Pizza &lt;b&gt;") && !html.contains("<b>"),
+            "{html}"
+        );
+        let (subject, plain, _) = render(
+            "order_status",
+            &serde_json::json!({"status": "rejected", "reason": "closed early"}),
+            &brand(),
+            "",
+        )
+        .expect("renders");
+        assert!(subject.ends_with("rejected"));
+        assert!(plain.contains("Reason: closed early"));
     }
 
     #[test]

@@ -103,6 +103,15 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         config.base_domain.clone(),
         config.trust_forwarded_for,
     );
+    if let Some(stripe) = &config.stripe {
+        let gateway =
+            crate::payments::stripe::StripeGateway::new(&stripe.api_base, &stripe.secret_key)?;
+        state.configure_stripe(crate::payments::webhook::Stripe::new(
+            gateway,
+            stripe.webhook_secret.clone(),
+        ));
+        tracing::info!(api_base = %stripe.api_base, "card payments through Stripe");
+    }
     if demo {
         crate::demo::seed(&pools, &state).await?;
     }
@@ -115,6 +124,9 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
             std::time::Duration::from_secs(5),
         )
         .await?;
+    // Pending orders past their acceptance window are rejected by this task; the deadline is
+    // stored with each order, so a restart picks up where the last run stopped.
+    let timeouts = crate::orders::spawn_timeouts(state.clone(), std::time::Duration::from_secs(5));
     let session_listener =
         crate::sessions::start_listener(pools.app.clone(), state.db.sessions.clone()).await?;
     let listener = TcpListener::bind(config.listen)
@@ -130,6 +142,7 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     .await;
     session_listener.abort();
     outbox.abort();
+    timeouts.abort();
     pools.app.close().await;
     pools.owner.close().await;
     if let Some(cluster) = cluster {

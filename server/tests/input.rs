@@ -238,6 +238,9 @@ fn probes(op: &Operation, tokens: &Tokens) -> Vec<Probe> {
             code,
         });
     };
+    // A provider's webhook checks its signature before it reads the body: an unsigned JSON
+    // body, however malformed, is an `invalid_signature`.
+    let signed = path.starts_with("/api/v1/webhooks/");
     if op.has_body {
         for bad in bad_bodies() {
             let request = request(
@@ -246,7 +249,13 @@ fn probes(op: &Operation, tokens: &Tokens) -> Vec<Probe> {
                 token,
                 Some((bad.content_type, bad.bytes)),
             );
-            probe(bad.what, request, bad.status, bad.code);
+            let (status, code) = match bad.status {
+                StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY if signed => {
+                    (StatusCode::BAD_REQUEST, "invalid_signature")
+                }
+                _ => (bad.status, bad.code),
+            };
+            probe(bad.what, request, status, code);
         }
     }
     if op.path_params.iter().any(|p| p.uuid) {

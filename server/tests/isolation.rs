@@ -185,6 +185,9 @@ async fn world() -> World {
         .await
         .expect(StatusCode::CREATED);
         catalog_rows(&t, token).await;
+        order_rows(&t, store, customer["access_token"].as_str().unwrap()).await;
+        cart_rows(&t, store, customer["access_token"].as_str().unwrap()).await;
+        payment_rows(&t, store).await;
     }
     let owner_id = |email: &str| {
         let pool = t.db.pools.owner.clone();
@@ -211,6 +214,44 @@ async fn world() -> World {
 
 /// Catalog rows of one business, the same SKUs in both (uniqueness is per business): a
 /// published product with variants, a draft, an archived product, and an inactive category.
+/// A customer's cart and a guest's cart with a line each, in `store`.
+async fn cart_rows(t: &TestApp, store: &str, customer: &str) {
+    let (product, variant): (Uuid, Uuid) = sqlx::query_as(
+        "SELECT p.id, v.id FROM products p \
+         JOIN product_variants v ON v.business_id = p.business_id AND v.product_id = p.id \
+         JOIN business_storefront_settings s ON s.business_id = p.business_id \
+         WHERE s.subdomain = $1 AND p.sku = 'PUB-1' AND v.sku = 'PUB-1-L'",
+    )
+    .bind(store)
+    .fetch_one(&t.db.pools.owner)
+    .await
+    .unwrap();
+    let line = json!({"product_id": product, "variant_id": variant, "quantity": 1});
+    let items = format!("/api/v1/storefronts/{store}/cart/items");
+    t.send(Method::PUT, &items, Some(customer), Some(line.clone()))
+        .await
+        .expect(StatusCode::OK);
+    let guest = t
+        .send(
+            Method::POST,
+            &format!("/api/v1/storefronts/{store}/cart"),
+            None,
+            None,
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let token = guest["cart_token"].as_str().unwrap();
+    t.send_with(
+        Method::PUT,
+        &items,
+        None,
+        Some(line),
+        &[("x-cart-token", token)],
+    )
+    .await
+    .expect(StatusCode::OK);
+}
+
 async fn catalog_rows(t: &TestApp, token: &str) {
     let hidden = t
         .send(
@@ -253,6 +294,100 @@ async fn catalog_rows(t: &TestApp, token: &str) {
                 .expect(StatusCode::NO_CONTENT);
         }
     }
+}
+
+/// Order rows of one business: a discount code, a customer's order using it and a guest's
+/// order (both scheduled for tomorrow noon, inside the 08–20 opening hours whatever the time
+/// of the test run), which fill orders, their lines, status log, tracking events, stored
+/// idempotent responses and the outbox.
+async fn order_rows(t: &TestApp, store: &str, customer: &str) {
+    let business: Uuid = sqlx::query_scalar(
+        "SELECT business_id FROM business_storefront_settings WHERE subdomain = $1",
+    )
+    .bind(store)
+    .fetch_one(&t.db.pools.owner)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO discount_codes (business_id, id, code, percent_bps) VALUES ($1, $2, 'WELCOME', 1000)")
+        .bind(business)
+        .bind(Uuid::now_v7())
+        .execute(&t.db.pools.owner)
+        .await
+        .unwrap();
+    let (product, variant): (Uuid, Uuid) = sqlx::query_as(
+        "SELECT product_id, id FROM product_variants WHERE business_id = $1 AND sku = 'PUB-1-L'",
+    )
+    .bind(business)
+    .fetch_one(&t.db.pools.owner)
+    .await
+    .unwrap();
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1))
+        .date_naive()
+        .and_hms_opt(10, 0, 0)
+        .unwrap()
+        .and_utc();
+    let order = |total: i64| {
+        json!({
+            "items": [{"product_id": product, "variant_id": variant, "quantity": 1}],
+            "fulfilment": {"kind": "pickup"},
+            "scheduled_for": tomorrow,
+            "payment": {"method": "cash"},
+            "expected_total_minor": total,
+        })
+    };
+    let mut own = order(1080);
+    own["discount_code"] = json!("welcome");
+    t.send_with(
+        Method::POST,
+        "/api/v1/orders",
+        Some(customer),
+        Some(own),
+        &[("Idempotency-Key", "world-customer")],
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    let mut guest = order(1200);
+    guest["store"] = json!(store);
+    guest["email"] = json!("guest@customer.test");
+    guest["phone"] = json!("+358401234567");
+    t.send_with(
+        Method::POST,
+        "/api/v1/customers/guest-checkout",
+        None,
+        Some(guest),
+        &[("Idempotency-Key", "world-guest")],
+    )
+    .await
+    .expect(StatusCode::CREATED);
+}
+
+/// Payment rows of one business (migration 0008): a payment and a platform fee for each of its
+/// orders, written by the owner as checkout and Stripe's webhook would write them.
+async fn payment_rows(t: &TestApp, store: &str) {
+    sqlx::query(
+        "INSERT INTO payment_transactions (business_id, id, order_id, customer_id, amount_minor, currency, \
+         payment_method, payment_gateway, gateway_transaction_id, status) \
+         SELECT o.business_id, gen_random_uuid(), o.id, o.customer_id, o.total_minor, o.currency, \
+                'card', 'stripe', 'pi_' || replace(o.id::text, '-', ''), 'authorized' \
+           FROM orders o JOIN business_storefront_settings s ON s.business_id = o.business_id \
+          WHERE s.subdomain = $1",
+    )
+    .bind(store)
+    .execute(&t.db.pools.owner)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO platform_fees (business_id, id, order_id, fee_type, base_amount_minor, fee_bps, \
+         fee_amount_minor, currency) \
+         SELECT o.business_id, gen_random_uuid(), o.id, 'order_commission', o.total_minor, 250, \
+                o.total_minor * 250 / 10000, o.currency \
+           FROM orders o JOIN business_storefront_settings s ON s.business_id = o.business_id \
+          WHERE s.subdomain = $1",
+    )
+    .bind(store)
+    .execute(&t.db.pools.owner)
+    .await
+    .unwrap();
 }
 
 async fn begin(db: &TestDb, kind: &str, business: Option<Uuid>) -> Tx {
@@ -306,7 +441,15 @@ async fn data_violations(w: &World) -> Vec<String> {
             "{table} needs rows of both tenants for the check (a={ra}, b={rb})"
         );
 
-        for kind in ["staff", "customer", "auth", "audit", "driver", "public"] {
+        for kind in [
+            "staff",
+            "customer",
+            "auth",
+            "audit",
+            "driver",
+            "public",
+            "payment_webhook",
+        ] {
             let mut tx = begin(db, kind, Some(w.a)).await;
             let foreign: i64 = sqlx::query_scalar(&format!(
                 "SELECT count(*) FROM {table} WHERE business_id <> $1"
@@ -583,6 +726,7 @@ async fn http_cross_tenant_access_is_404_and_audited() {
         "/api/v1/business/audit-log",
         "/api/v1/business/products",
         "/api/v1/business/categories",
+        "/api/v1/business/orders",
     ] {
         let body = t
             .send(Method::GET, path, Some(&w.a_owner), None)
@@ -621,6 +765,23 @@ async fn http_cross_tenant_access_is_404_and_audited() {
             None,
         ),
     ];
+    let b_order: Uuid = sqlx::query_scalar("SELECT id FROM orders WHERE business_id = $1 LIMIT 1")
+        .bind(w.b)
+        .fetch_one(&t.db.pools.owner)
+        .await
+        .unwrap();
+    let cases = cases.into_iter().chain([
+        (
+            Method::GET,
+            format!("/api/v1/business/orders/{b_order}"),
+            None,
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/business/orders/{b_order}"),
+            Some(json!({"type": "accept", "prep_time": 10})),
+        ),
+    ]);
     for (method, path, body) in cases {
         let before = denied_audit_rows(&w, &path).await;
         let reply = t.send(method.clone(), &path, Some(&w.a_owner), body).await;

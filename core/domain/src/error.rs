@@ -81,10 +81,34 @@ error_codes! {
     UnsupportedMediaType => "unsupported_media_type";
     /// The HTTP method is not allowed on this path.
     MethodNotAllowed => "method_not_allowed";
+    /// A signed request (a payment provider's webhook) carries no valid signature, or a stale one.
+    InvalidSignature => "invalid_signature";
     /// The server cannot serve right now (e.g. the database is unreachable); retry later.
     Unavailable => "unavailable";
     /// An unexpected server error; it has been logged with the request id.
     Internal => "internal";
+    /// A price changed since the customer's quote; nothing was ordered. See the field errors.
+    PriceChanged => "price_changed";
+    /// Not enough stock for a line; nothing was ordered.
+    OutOfStock => "out_of_stock";
+    /// A product is not (or no longer) for sale; nothing was ordered.
+    ItemUnavailable => "item_unavailable";
+    /// The store is closed now, or at the scheduled time.
+    StoreClosed => "store_closed";
+    /// The delivery address is outside the store's delivery area.
+    OutsideDeliveryArea => "outside_delivery_area";
+    /// The discount code is unknown, not valid now, used up, or needs a larger order.
+    DiscountInvalid => "discount_invalid";
+    /// The order is below the store's minimum.
+    BelowMinimumOrder => "below_minimum_order";
+    /// The `Idempotency-Key` was used before with a different request.
+    IdempotencyKeyReused => "idempotency_key_reused";
+    /// This payment method cannot be used here.
+    PaymentMethodUnavailable => "payment_method_unavailable";
+    /// The payment provider declined the payment.
+    PaymentDeclined => "payment_declined";
+    /// The order's status does not allow this change.
+    InvalidTransition => "invalid_transition";
 }
 
 impl ErrorCode {

@@ -4,11 +4,14 @@
 pub mod admin;
 pub mod auth;
 pub mod business;
+pub mod cart;
 pub mod catalog;
 pub mod customers;
 pub mod docs;
 pub mod health;
+pub mod orders;
 pub mod storefront;
+pub mod webhooks;
 
 use fleetfront_domain::permission::{can, Actor, Ask, Resource};
 

@@ -10,6 +10,10 @@
 use fleetfront_domain::Money;
 use uuid::Uuid;
 
+pub mod ledger;
+pub mod stripe;
+pub mod webhook;
+
 /// A boxed, sendable future: keeps the trait object-safe without a macro crate.
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
@@ -29,6 +33,68 @@ impl GatewayKind {
             Self::Cash => "cash",
             Self::Stripe => "stripe",
         }
+    }
+}
+
+/// The state of a payment in our ledger (`payment_transactions.status`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TransactionStatus {
+    /// Created; the gateway has not (yet) reserved the money.
+    Pending,
+    /// The money is reserved; capture or release it.
+    Authorized,
+    /// The money was taken.
+    Completed,
+    /// The payment method was refused.
+    Failed,
+    /// All the money taken was returned.
+    Refunded,
+    /// The reservation was released.
+    Canceled,
+}
+
+impl TransactionStatus {
+    /// Stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Authorized => "authorized",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Refunded => "refunded",
+            Self::Canceled => "canceled",
+        }
+    }
+
+    /// Parses the stored form.
+    pub fn parse(raw: &str) -> Option<Self> {
+        Some(match raw {
+            "pending" => Self::Pending,
+            "authorized" => Self::Authorized,
+            "completed" => Self::Completed,
+            "failed" => Self::Failed,
+            "refunded" => Self::Refunded,
+            "canceled" => Self::Canceled,
+            _ => return None,
+        })
+    }
+
+    /// How far along its life a payment in this state is. A provider's payment only moves
+    /// forward (a failed attempt may be retried, so pending and failed share a rank).
+    fn rank(self) -> u8 {
+        match self {
+            Self::Pending | Self::Failed => 0,
+            Self::Authorized => 1,
+            Self::Completed | Self::Canceled => 2,
+            Self::Refunded => 3,
+        }
+    }
+
+    /// Whether a state observed at the provider may replace the recorded one. Observations can
+    /// arrive out of order (two webhook deliveries re-fetching the same payment concurrently),
+    /// so an older observation never overwrites a newer state.
+    pub fn may_replace(self, recorded: TransactionStatus) -> bool {
+        self.rank() >= recorded.rank()
     }
 }
 
@@ -182,6 +248,20 @@ impl PaymentGateway for CashGateway {
 mod tests {
     use super::*;
     use fleetfront_domain::Currency;
+
+    #[test]
+    fn observed_states_never_move_a_payment_backwards() {
+        use TransactionStatus::*;
+        assert!(Completed.may_replace(Authorized));
+        assert!(Refunded.may_replace(Completed));
+        assert!(Failed.may_replace(Pending) && Pending.may_replace(Failed));
+        assert!(!Authorized.may_replace(Completed));
+        assert!(!Completed.may_replace(Refunded));
+        assert!(!Pending.may_replace(Canceled));
+        for s in [Pending, Authorized, Completed, Failed, Refunded, Canceled] {
+            assert_eq!(TransactionStatus::parse(s.as_str()), Some(s));
+        }
+    }
 
     #[tokio::test]
     async fn cash_authorizes_at_once_and_captures_what_was_collected() {

@@ -5,8 +5,10 @@
 pub mod admin;
 pub mod auth;
 pub mod business;
+pub mod cart;
 pub mod catalog;
 pub mod customer;
+pub mod order;
 pub mod problem;
 pub mod storefront;
 

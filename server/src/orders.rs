@@ -1,0 +1,1806 @@
+//! Orders: checkout (price, stock, discount, payment authorization, confirmation email, all or
+//! nothing), reading orders back, status transitions through the domain's `order::apply`, and
+//! the acceptance-timeout task. SQL for orders and their children lives here.
+//!
+//! # Checkout ordering
+//!
+//! 1. The request is parsed; nothing is read yet.
+//! 2. A short transaction looks the `Idempotency-Key` up: a stored response with the same
+//!    fingerprint is replayed, a different fingerprint is refused (`idempotency_key_reused`).
+//! 3. The payment is authorized **before** the order transaction, so no row lock is held while
+//!    a payment provider answers. The amount is the total the customer saw; step 4 refuses the
+//!    order unless the current total equals it, so the authorized amount is the charged amount.
+//!    The provider's idempotency key is derived from this attempt's order id. A retry after a
+//!    success never gets here (step 2 replays it); an authorization whose attempt does not
+//!    place its own order (a refused order, or a concurrent duplicate that lost) is released.
+//! 4. One transaction: the idempotency row is inserted first (a concurrent duplicate waits on
+//!    its unique key and then replays the stored response), the quote is recomputed from
+//!    current prices, stock is taken with a conditional `UPDATE` (sorted by variant, so two
+//!    carts never deadlock), the discount use is counted, and the order, its lines, its first
+//!    status entry, a tracking event, the confirmation email and an audit row are written with
+//!    the stored response. When this transaction fails, a card authorization from step 3 is
+//!    released (best effort; the provider also expires it).
+//!
+//! Status transitions commit first and move money afterwards (capture, release) in a short
+//! second transaction, for the same reason: no lock is held across a provider call.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use fleetfront_domain::api::order::{
+    CheckoutFulfilment, CheckoutRequest, OrderItemView, OrderView, PaymentChoice, StatusEntry,
+    TrackingView, MAX_ORDER_LINES,
+};
+use fleetfront_domain::api::FieldErrors;
+use fleetfront_domain::auth::Claims;
+use fleetfront_domain::distance::metres_between;
+use fleetfront_domain::hours::OperatingHours;
+use fleetfront_domain::money::Currency;
+use fleetfront_domain::order::{
+    self, AcceptanceWindow, Effect, FulfilmentKind, OrderEvent, OrderState, OrderStatus, Outcome,
+    Party, PaymentState, Transition,
+};
+use fleetfront_domain::pricing::{
+    self, BasisPoints, Cart, CartLine, DeliveryFeeRule, Discount, DiscountValue, Fulfilment,
+    PricingError, PricingRules, Quantity, Quote, TaxBase, TaxMode, TaxRule, VariantChoice,
+};
+use fleetfront_domain::value::{Coordinates, Email, Phone, TimeZoneName};
+use fleetfront_domain::{BusinessId, ErrorCode, Money};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use sqlx::FromRow;
+use uuid::Uuid;
+
+use crate::app::App;
+use crate::audit::{self, Event, Who};
+use crate::auth::{random_secret, secret_hash};
+use crate::context::Ctx;
+use crate::db::{new_id, set_principal, Tx};
+use crate::error::{Error, Result};
+use crate::payments::{Authorization, AuthorizeRequest, PaymentGateway, PaymentRef};
+
+/// Who checks out.
+#[derive(Clone, Debug)]
+pub enum Shopper {
+    /// A signed-in customer; the store comes from the token.
+    Customer(Arc<Claims>),
+    /// A guest of the store named by subdomain.
+    Guest {
+        /// The store's subdomain.
+        store: String,
+        /// Where the confirmation goes.
+        email: Email,
+        /// How the store reaches the guest.
+        phone: Phone,
+    },
+}
+
+/// The longest `Idempotency-Key` accepted.
+pub const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// Parses an `Idempotency-Key` header value.
+///
+/// # Errors
+/// `validation_failed` when missing, empty, too long or not printable ASCII.
+pub fn parse_idempotency_key(raw: Option<&str>) -> Result<String> {
+    let key = raw.map(str::trim).unwrap_or_default();
+    if key.is_empty() {
+        return Err(Error::field(
+            "Idempotency-Key",
+            "required",
+            "send an Idempotency-Key header (a random UUID per order attempt)",
+        ));
+    }
+    if key.len() > MAX_IDEMPOTENCY_KEY || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::field(
+            "Idempotency-Key",
+            "invalid",
+            "the Idempotency-Key must be 1 to 255 printable ASCII characters",
+        ));
+    }
+    Ok(key.to_owned())
+}
+
+/// The fingerprint of a request: SHA-256 of method, path and the (re-serialized) body.
+pub fn fingerprint(method: &str, path: &str, body: &impl serde::Serialize) -> Vec<u8> {
+    let mut hasher = Sha256::new();
+    hasher.update(method.as_bytes());
+    hasher.update(b" ");
+    hasher.update(path.as_bytes());
+    hasher.update(b"\n");
+    hasher.update(serde_json::to_vec(body).unwrap_or_default());
+    hasher.finalize().to_vec()
+}
+
+/// A checkout request after parsing.
+struct Parsed {
+    lines: Vec<(Uuid, Option<Uuid>, Quantity, Option<i64>)>,
+    tip: i64,
+    discount_code: Option<String>,
+    address: Option<AddressChoice>,
+    scheduled_for: Option<DateTime<Utc>>,
+    expected_total: i64,
+}
+
+enum AddressChoice {
+    Saved(Uuid),
+    Inline(Box<fleetfront_domain::api::customer::Address>),
+}
+
+fn parse(req: &CheckoutRequest, guest: bool) -> Result<Parsed> {
+    let mut errors = FieldErrors::default();
+    if req.items.is_empty() || req.items.len() > MAX_ORDER_LINES {
+        errors.push(
+            "items",
+            "invalid",
+            format!("an order has 1 to {MAX_ORDER_LINES} lines"),
+        );
+    }
+    let mut lines = Vec::with_capacity(req.items.len());
+    for (i, item) in req.items.iter().enumerate() {
+        match Quantity::new(item.quantity) {
+            Ok(q) => lines.push((
+                item.product_id,
+                item.variant_id,
+                q,
+                item.expected_unit_price_minor,
+            )),
+            Err(e) => errors.push(&format!("items[{i}].quantity"), "invalid", e.to_string()),
+        }
+        if item.expected_unit_price_minor.is_some_and(|p| p < 0) {
+            errors.push(
+                &format!("items[{i}].expected_unit_price_minor"),
+                "invalid",
+                "a price is never negative",
+            );
+        }
+    }
+    if req.tip_minor < 0 {
+        errors.push("tip_minor", "invalid", "the tip must not be negative");
+    }
+    if req.expected_total_minor < 0 {
+        errors.push(
+            "expected_total_minor",
+            "invalid",
+            "a total is never negative",
+        );
+    }
+    let discount_code = match req.discount_code.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(code)
+            if code.len() <= 32
+                && code
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            Some(code.to_owned())
+        }
+        Some(_) => {
+            errors.push("discount_code", "invalid", "not a discount code");
+            None
+        }
+    };
+    if let PaymentChoice::Card { token } = &req.payment {
+        if token.trim().is_empty() || token.len() > 255 {
+            errors.push(
+                "payment.token",
+                "invalid",
+                "send the payment provider's token",
+            );
+        }
+    }
+    let address = match &req.fulfilment {
+        CheckoutFulfilment::Pickup => None,
+        CheckoutFulfilment::Delivery {
+            address_id: Some(id),
+            address: None,
+        } if !guest => Some(AddressChoice::Saved(*id)),
+        CheckoutFulfilment::Delivery {
+            address_id: None,
+            address: Some(input),
+        } => match input.parse() {
+            Ok(a) => Some(AddressChoice::Inline(Box::new(a))),
+            Err(e) => {
+                for f in e.0 {
+                    errors.push(
+                        &format!("fulfilment.address.{}", f.field),
+                        &f.code,
+                        f.message,
+                    );
+                }
+                None
+            }
+        },
+        CheckoutFulfilment::Delivery { .. } => {
+            let message = if guest {
+                "a guest delivery needs an inline address with coordinates"
+            } else {
+                "give either address_id or address"
+            };
+            errors.push("fulfilment", "invalid", message);
+            None
+        }
+    };
+    if errors.is_empty() {
+        Ok(Parsed {
+            lines,
+            tip: req.tip_minor,
+            discount_code,
+            address,
+            scheduled_for: req.scheduled_for,
+            expected_total: req.expected_total_minor,
+        })
+    } else {
+        Err(Error::validation(errors))
+    }
+}
+
+/// The store's side of a checkout.
+#[derive(FromRow)]
+struct StoreRow {
+    name: String,
+    currency: String,
+    time_zone: String,
+    latitude: f64,
+    longitude: f64,
+    delivery_radius_m: i32,
+    operating_hours: Value,
+    is_published: bool,
+    tax_rate_bps: i32,
+    prices_include_tax: bool,
+    tax_includes_delivery: bool,
+    offers_delivery: bool,
+    offers_pickup: bool,
+    delivery_base_fee_minor: i64,
+    delivery_fee_per_km_minor: i64,
+    delivery_included_m: i32,
+    delivery_max_distance_m: Option<i32>,
+    minimum_order_minor: i64,
+    acceptance_window_secs: i32,
+}
+
+async fn store(tx: &mut Tx, business: BusinessId) -> Result<StoreRow> {
+    sqlx::query_as(
+        "SELECT b.name, b.currency, b.time_zone, b.latitude, b.longitude, b.delivery_radius_m, \
+           s.operating_hours, s.is_published, \
+           coalesce(c.tax_rate_bps, 0) AS tax_rate_bps, coalesce(c.prices_include_tax, true) AS prices_include_tax, \
+           coalesce(c.tax_includes_delivery, false) AS tax_includes_delivery, \
+           coalesce(c.offers_delivery, true) AS offers_delivery, coalesce(c.offers_pickup, true) AS offers_pickup, \
+           coalesce(c.delivery_base_fee_minor, 0) AS delivery_base_fee_minor, \
+           coalesce(c.delivery_fee_per_km_minor, 0) AS delivery_fee_per_km_minor, \
+           coalesce(c.delivery_included_m, 0) AS delivery_included_m, c.delivery_max_distance_m, \
+           coalesce(c.minimum_order_minor, 0) AS minimum_order_minor, \
+           coalesce(c.acceptance_window_secs, 180) AS acceptance_window_secs \
+         FROM businesses b JOIN business_storefront_settings s ON s.business_id = b.id \
+         LEFT JOIN business_commerce_settings c ON c.business_id = b.id \
+         WHERE b.id = $1 AND b.status = 'active'",
+    )
+    .bind(business.0)
+    .fetch_optional(&mut **tx)
+    .await?
+    .filter(|s: &StoreRow| s.is_published)
+    .ok_or_else(|| Error::not_found("store"))
+}
+
+fn currency_of(raw: &str) -> Result<Currency> {
+    Currency::parse(raw.trim()).map_err(Error::unexpected)
+}
+
+/// An open transaction as the shopper, with what identifies them.
+struct Session {
+    tx: Tx,
+    business: BusinessId,
+    customer: Option<Uuid>,
+    principal: String,
+    who: Who,
+}
+
+async fn begin_shopper(
+    app: &App,
+    shopper: &Shopper,
+    tracking_hash: Option<&[u8]>,
+) -> Result<Session> {
+    match shopper {
+        Shopper::Customer(claims) => {
+            let (tx, actor) = app.db.begin_as(claims).await?;
+            let fleetfront_domain::permission::Actor::Customer { customer, business } = actor
+            else {
+                return Err(Error::forbidden("this endpoint is for a store's customers"));
+            };
+            Ok(Session {
+                tx,
+                business,
+                customer: Some(customer.0),
+                principal: format!("customer:{}", customer.0),
+                who: Who {
+                    kind: "customer",
+                    id: Some(customer.0),
+                },
+            })
+        }
+        Shopper::Guest { store, email, .. } => {
+            let mut tx = app.db.begin_anonymous().await?;
+            let row: Option<(Uuid, bool, bool)> = sqlx::query_as(
+                "SELECT business_id, is_published, business_active FROM storefront_business($1)",
+            )
+            .bind(store)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((business, true, true)) = row else {
+                return Err(Error::field(
+                    "store",
+                    "unknown_store",
+                    "there is no such store",
+                ));
+            };
+            set_principal(&mut tx, "public", None, None, Some(business)).await?;
+            if let Some(hash) = tracking_hash {
+                set_tracking_hash(&mut tx, hash).await?;
+            }
+            Ok(Session {
+                tx,
+                business: BusinessId(business),
+                customer: None,
+                principal: format!("guest:{}", email.as_str()),
+                who: Who {
+                    kind: "guest",
+                    id: None,
+                },
+            })
+        }
+    }
+}
+
+/// Lets this transaction's `public` principal see the one order with this tracking hash.
+///
+/// # Errors
+/// Database errors.
+pub async fn set_tracking_hash(tx: &mut Tx, hash: &[u8]) -> Result<()> {
+    sqlx::query("SELECT set_config('app.tracking_hash', $1, true)")
+        .bind(hex::encode(hash))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn stored_response(
+    tx: &mut Tx,
+    business: BusinessId,
+    principal: &str,
+    key: &str,
+    fingerprint: &[u8],
+) -> Result<Option<(StatusCode, Value)>> {
+    let row: Option<(Vec<u8>, i32, Value)> = sqlx::query_as(
+        "SELECT fingerprint, response_status, response_body FROM idempotency_keys \
+         WHERE business_id = $1 AND principal = $2 AND key = $3",
+    )
+    .bind(business.0)
+    .bind(principal)
+    .bind(key)
+    .fetch_optional(&mut **tx)
+    .await?;
+    match row {
+        None => Ok(None),
+        Some((stored, _, _)) if stored != fingerprint => Err(Error::new(
+            ErrorCode::IdempotencyKeyReused,
+            "this Idempotency-Key was used for a different request; use a new key",
+        )),
+        Some((_, status, body)) => Ok(Some((
+            StatusCode::from_u16(u16::try_from(status).unwrap_or(500))
+                .map_err(Error::unexpected)?,
+            body,
+        ))),
+    }
+}
+
+fn pricing_error(e: PricingError) -> Error {
+    let code = match &e {
+        PricingError::BelowMinimumOrder { .. } => ErrorCode::BelowMinimumOrder,
+        PricingError::DiscountNotYetValid { .. }
+        | PricingError::DiscountExpired { .. }
+        | PricingError::DiscountExhausted { .. }
+        | PricingError::DiscountBelowMinimum { .. } => {
+            return Error::field("discount_code", e.code(), e.to_string())
+                .with_code(ErrorCode::DiscountInvalid)
+        }
+        PricingError::BeyondDeliveryDistance { .. } => ErrorCode::OutsideDeliveryArea,
+        PricingError::TipTooLarge { .. } => {
+            return Error::field("tip_minor", e.code(), e.to_string())
+        }
+        PricingError::DeliveryNotOffered => {
+            return Error::field("fulfilment", e.code(), e.to_string())
+        }
+        _ => return Error::field("items", e.code(), e.to_string()),
+    };
+    Error::new(code, e.to_string())
+}
+
+#[derive(FromRow)]
+struct ProductRow {
+    id: Uuid,
+    name: String,
+    price_minor: i64,
+}
+
+#[derive(FromRow)]
+struct VariantRow {
+    id: Uuid,
+    product_id: Uuid,
+    name: String,
+    price_adjustment_minor: i64,
+    stock_quantity: Option<i32>,
+}
+
+/// The priced cart and what the order needs beyond the quote.
+struct Priced {
+    quote: Quote,
+    variant_names: Vec<Option<String>>,
+    discount_id: Option<Uuid>,
+    address: Option<(Value, u32)>,
+    store: StoreRow,
+    currency: Currency,
+}
+
+/// Validates and prices the checkout inside `s.tx` (reads only).
+async fn price(s: &mut Session, parsed: &Parsed, now: DateTime<Utc>) -> Result<Priced> {
+    let business = s.business;
+    let store = store(&mut s.tx, business).await?;
+    let currency = currency_of(&store.currency)?;
+    let tz = TimeZoneName::parse(&store.time_zone)
+        .map_err(|e| Error::unexpected(anyhow::anyhow!("stored time zone: {}", e.message)))?
+        .tz();
+    let hours: OperatingHours =
+        serde_json::from_value(store.operating_hours.clone()).unwrap_or_default();
+    match parsed.scheduled_for {
+        Some(at) if at < now => {
+            return Err(Error::field(
+                "scheduled_for",
+                "in_the_past",
+                "the scheduled time has passed",
+            ))
+        }
+        Some(at) if !hours.is_open_at(at, tz) => {
+            return Err(Error::field(
+                "scheduled_for",
+                "store_closed",
+                "the store is closed at the scheduled time",
+            )
+            .with_code(ErrorCode::StoreClosed))
+        }
+        None if !hours.is_open_at(now, tz) => {
+            return Err(Error::new(
+                ErrorCode::StoreClosed,
+                "the store is closed now; schedule the order for its opening hours",
+            ))
+        }
+        _ => {}
+    }
+
+    // Fulfilment and the drop-off.
+    let store_location = Coordinates {
+        latitude: store.latitude,
+        longitude: store.longitude,
+    };
+    let address = match &parsed.address {
+        None => {
+            if !store.offers_pickup {
+                return Err(Error::field(
+                    "fulfilment",
+                    "pickup_not_offered",
+                    "this store does not offer pickup",
+                ));
+            }
+            None
+        }
+        Some(choice) => {
+            let (snapshot, location) = match choice {
+                AddressChoice::Saved(id) => {
+                    #[allow(clippy::type_complexity)] // one row shape, read right here
+let row: Option<(String, Option<String>, String, Option<String>, String, f64, f64, Option<String>)> =
+                        sqlx::query_as(
+                            "SELECT address_line1, address_line2, city, postal_code, country, latitude, longitude, delivery_instructions \
+                             FROM customer_addresses WHERE business_id = $1 AND customer_id = $2 AND id = $3",
+                        )
+                        .bind(business.0)
+                        .bind(s.customer)
+                        .bind(id)
+                        .fetch_optional(&mut *s.tx)
+                        .await?;
+                    let Some(r) = row else {
+                        return Err(Error::field(
+                            "fulfilment.address_id",
+                            "unknown_address",
+                            "no such saved address",
+                        ));
+                    };
+                    (
+                        json!({"address_line1": r.0, "address_line2": r.1, "city": r.2, "postal_code": r.3,
+                               "country": r.4.trim(), "latitude": r.5, "longitude": r.6, "delivery_instructions": r.7}),
+                        Coordinates {
+                            latitude: r.5,
+                            longitude: r.6,
+                        },
+                    )
+                }
+                AddressChoice::Inline(a) => (
+                    json!({"address_line1": a.address_line1.as_str(),
+                           "address_line2": a.address_line2.as_ref().map(|v| v.as_str()),
+                           "city": a.city.as_str(), "postal_code": a.postal_code.as_ref().map(|v| v.as_str()),
+                           "country": a.country.as_str(), "latitude": a.location.latitude, "longitude": a.location.longitude,
+                           "delivery_instructions": a.delivery_instructions.as_ref().map(|v| v.as_str())}),
+                    a.location,
+                ),
+            };
+            if !store.offers_delivery {
+                return Err(Error::field(
+                    "fulfilment",
+                    "delivery_not_offered",
+                    "this store does not deliver",
+                ));
+            }
+            let distance = metres_between(store_location, location);
+            let radius = u32::try_from(store.delivery_radius_m).unwrap_or(0);
+            if distance > radius {
+                return Err(Error::new(
+                    ErrorCode::OutsideDeliveryArea,
+                    format!(
+                        "the address is {distance} m away; this store delivers up to {radius} m"
+                    ),
+                ));
+            }
+            Some((snapshot, distance))
+        }
+    };
+
+    // Current catalog rows (row level security shows only published, unarchived products).
+    let product_ids: Vec<Uuid> = parsed.lines.iter().map(|l| l.0).collect();
+    let products: HashMap<Uuid, ProductRow> = sqlx::query_as::<_, ProductRow>(
+        "SELECT id, name, price_minor FROM products WHERE business_id = $1 AND id = ANY($2) \
+         AND is_published AND archived_at IS NULL",
+    )
+    .bind(business.0)
+    .bind(&product_ids)
+    .fetch_all(&mut *s.tx)
+    .await?
+    .into_iter()
+    .map(|p| (p.id, p))
+    .collect();
+    let variants: Vec<VariantRow> = sqlx::query_as(
+        "SELECT id, product_id, name, price_adjustment_minor, stock_quantity FROM product_variants \
+         WHERE business_id = $1 AND product_id = ANY($2)",
+    )
+    .bind(business.0)
+    .bind(&product_ids)
+    .fetch_all(&mut *s.tx)
+    .await?;
+    let mut unavailable = FieldErrors::default();
+    let mut missing_variant = FieldErrors::default();
+    let mut short = FieldErrors::default();
+    let mut cart_lines = Vec::with_capacity(parsed.lines.len());
+    let mut variant_names = Vec::with_capacity(parsed.lines.len());
+    for (i, (product_id, variant_id, quantity, _)) in parsed.lines.iter().enumerate() {
+        let Some(product) = products.get(product_id) else {
+            unavailable.push(
+                &format!("items[{i}]"),
+                "unavailable",
+                "this product is not for sale",
+            );
+            continue;
+        };
+        let own: Vec<&VariantRow> = variants
+            .iter()
+            .filter(|v| v.product_id == *product_id)
+            .collect();
+        let variant = match variant_id {
+            Some(v) => match own.iter().find(|r| r.id == *v) {
+                Some(r) => Some(*r),
+                None => {
+                    unavailable.push(
+                        &format!("items[{i}].variant_id"),
+                        "unavailable",
+                        "this variant is not for sale",
+                    );
+                    continue;
+                }
+            },
+            None if !own.is_empty() => {
+                missing_variant.push(
+                    &format!("items[{i}].variant_id"),
+                    "required",
+                    "choose a variant of this product",
+                );
+                continue;
+            }
+            None => None,
+        };
+        if let Some(stock) = variant.and_then(|v| v.stock_quantity) {
+            if i64::from(stock) < i64::from(quantity.get()) {
+                short.push(
+                    &format!("items[{i}]"),
+                    "out_of_stock",
+                    format!("only {stock} left of {}", product.name),
+                );
+            }
+        }
+        variant_names.push(variant.map(|v| v.name.clone()));
+        cart_lines.push(CartLine {
+            product_id: *product_id,
+            name: product.name.clone(),
+            unit_price: Money::new(product.price_minor, currency),
+            variant: variant.map(|v| VariantChoice {
+                variant_id: v.id,
+                price_adjustment: Money::new(v.price_adjustment_minor, currency),
+            }),
+            quantity: *quantity,
+        });
+    }
+    if !missing_variant.is_empty() {
+        return Err(Error::validation(missing_variant));
+    }
+    if !unavailable.is_empty() {
+        return Err(Error::validation(unavailable).with_code(ErrorCode::ItemUnavailable));
+    }
+    if !short.is_empty() {
+        return Err(Error::validation(short).with_code(ErrorCode::OutOfStock));
+    }
+
+    // The discount, as stored now.
+    let (discount, discount_id) = match &parsed.discount_code {
+        None => (None, None),
+        Some(code) => {
+            #[allow(clippy::type_complexity)] // one row shape, read right here
+let row: Option<(Uuid, String, Option<i32>, Option<i64>, Option<DateTime<Utc>>, Option<DateTime<Utc>>, i64, Option<i32>, i32)> =
+                sqlx::query_as(
+                    "SELECT id, code, percent_bps, amount_minor, valid_from, valid_until, minimum_subtotal_minor, usage_limit, times_used \
+                     FROM discount_codes WHERE business_id = $1 AND lower(code) = lower($2) AND is_active",
+                )
+                .bind(business.0)
+                .bind(code)
+                .fetch_optional(&mut *s.tx)
+                .await?;
+            let Some(r) = row else {
+                return Err(
+                    Error::field("discount_code", "unknown_code", "no such discount code")
+                        .with_code(ErrorCode::DiscountInvalid),
+                );
+            };
+            let value = match (r.2, r.3) {
+                (Some(bps), _) => DiscountValue::Percent {
+                    rate: BasisPoints::new(i64::from(bps)).map_err(Error::unexpected)?,
+                },
+                (None, Some(amount)) => DiscountValue::Fixed {
+                    amount: Money::new(amount, currency),
+                },
+                (None, None) => {
+                    return Err(Error::unexpected(anyhow::anyhow!("discount without value")))
+                }
+            };
+            (
+                Some(Discount {
+                    code: r.1,
+                    value,
+                    valid_from: r.4,
+                    valid_until: r.5,
+                    minimum_subtotal: Money::new(r.6, currency),
+                    usage_limit: r.7.map(|l| u32::try_from(l).unwrap_or(0)),
+                    times_used: u32::try_from(r.8).unwrap_or(0),
+                }),
+                Some(r.0),
+            )
+        }
+    };
+
+    let rules = PricingRules {
+        currency,
+        tax: TaxRule {
+            rate: BasisPoints::new(i64::from(store.tax_rate_bps)).map_err(Error::unexpected)?,
+            mode: if store.prices_include_tax {
+                TaxMode::Inclusive
+            } else {
+                TaxMode::Exclusive
+            },
+            base: if store.tax_includes_delivery {
+                TaxBase::GoodsAndDelivery
+            } else {
+                TaxBase::Goods
+            },
+        },
+        delivery: store.offers_delivery.then(|| DeliveryFeeRule {
+            base_fee: Money::new(store.delivery_base_fee_minor, currency),
+            fee_per_km: Money::new(store.delivery_fee_per_km_minor, currency),
+            included_m: u32::try_from(store.delivery_included_m).unwrap_or(0),
+            max_distance_m: u32::try_from(
+                store
+                    .delivery_max_distance_m
+                    .unwrap_or(store.delivery_radius_m),
+            )
+            .unwrap_or(0),
+        }),
+        minimum_order: Money::new(store.minimum_order_minor, currency),
+    };
+    let cart = Cart {
+        lines: cart_lines,
+        fulfilment: match &address {
+            None => Fulfilment::Pickup,
+            Some((_, distance_m)) => Fulfilment::Delivery {
+                distance_m: *distance_m,
+            },
+        },
+        tip: Money::new(parsed.tip, currency),
+    };
+    let quote = pricing::quote(&cart, &rules, discount.as_ref(), now).map_err(pricing_error)?;
+
+    // What the customer saw against what the prices are now.
+    let mut seen = quote.clone();
+    for (line, (_, _, _, expected)) in seen.lines.iter_mut().zip(&parsed.lines) {
+        if let Some(minor) = expected {
+            line.unit_price = Money::new(*minor, currency);
+        }
+    }
+    seen.total = Money::new(parsed.expected_total, currency);
+    let check = pricing::check_prices(&seen, &quote);
+    if !check.is_unchanged() {
+        let mut errors = FieldErrors::default();
+        for change in &check.changed_lines {
+            let index = quote
+                .lines
+                .iter()
+                .position(|l| {
+                    l.product_id == change.product_id && l.variant_id == change.variant_id
+                })
+                .unwrap_or(0);
+            errors.push(
+                &format!("items[{index}]"),
+                "price_changed",
+                format!("{}: {}", change.name, change.change),
+            );
+        }
+        errors.push(
+            "expected_total_minor",
+            "price_changed",
+            format!(
+                "the total is now {} (you saw {})",
+                check.current_total, check.seen_total
+            ),
+        );
+        let detail = format!(
+            "prices changed since your quote: the total is now {}; nothing was ordered",
+            check.current_total
+        );
+        return Err(Error::validation(errors)
+            .with_code(ErrorCode::PriceChanged)
+            .with_detail(detail));
+    }
+    Ok(Priced {
+        quote,
+        variant_names,
+        discount_id,
+        address,
+        store,
+        currency,
+    })
+}
+
+fn gateway_key(order_id: Uuid) -> String {
+    format!("order:{order_id}:authorize")
+}
+
+/// Places an order (see the module documentation for the ordering). Returns the response to
+/// send: 201 with the order, or a replay of the first response to the same key.
+///
+/// # Errors
+/// Validation, availability, price, stock, payment and database errors; nothing is written.
+pub async fn checkout(
+    app: &App,
+    ctx: &Ctx,
+    shopper: &Shopper,
+    key: &str,
+    fingerprint: &[u8],
+    req: &CheckoutRequest,
+) -> Result<(StatusCode, Value)> {
+    let parsed = parse(req, matches!(shopper, Shopper::Guest { .. }))?;
+
+    // 2. A replay?
+    let mut s = begin_shopper(app, shopper, None).await?;
+    if let Some(stored) =
+        stored_response(&mut s.tx, s.business, &s.principal, key, fingerprint).await?
+    {
+        s.tx.rollback().await?;
+        return Ok(stored);
+    }
+    let currency: String = sqlx::query_scalar("SELECT currency FROM businesses WHERE id = $1")
+        .bind(s.business.0)
+        .fetch_one(&mut *s.tx)
+        .await?;
+    let currency = currency_of(&currency)?;
+    s.tx.rollback().await?;
+
+    // 3. Authorize outside any transaction.
+    let gateway: Arc<dyn PaymentGateway> = match &req.payment {
+        PaymentChoice::Cash => app.payments.cash(),
+        PaymentChoice::Card { .. } => app.payments.card().ok_or_else(|| {
+            Error::field(
+                "payment.method",
+                "unavailable",
+                "card payments are not available at this store",
+            )
+            .with_code(ErrorCode::PaymentMethodUnavailable)
+        })?,
+    };
+    let order_id = new_id();
+    let token = random_secret();
+    let token_hash = secret_hash(&token);
+    let email = match shopper {
+        Shopper::Guest { email, .. } => Some(email.as_str().to_owned()),
+        Shopper::Customer(_) => None,
+    };
+    let authorization = gateway
+        .authorize(AuthorizeRequest {
+            idempotency_key: gateway_key(order_id),
+            business_id: s.business.0,
+            order_id,
+            amount: Money::new(parsed.expected_total, currency),
+            payment_method: match &req.payment {
+                PaymentChoice::Card { token } => Some(token.clone()),
+                PaymentChoice::Cash => None,
+            },
+            receipt_email: email,
+        })
+        .await
+        .map_err(|e| match e {
+            crate::payments::PaymentError::Declined(m) => Error::new(
+                ErrorCode::PaymentDeclined,
+                format!("the payment was declined: {m}"),
+            ),
+            crate::payments::PaymentError::Invalid(m) => Error::field("payment", "invalid", m),
+            crate::payments::PaymentError::Unavailable(_) => Error::new(
+                ErrorCode::Unavailable,
+                "the payment provider is unavailable; retry with the same Idempotency-Key",
+            ),
+        })?;
+    let payment_reference = match authorization {
+        Authorization::Authorized { gateway_payment_id } => gateway_payment_id,
+        Authorization::RequiresAction {
+            gateway_payment_id, ..
+        } => {
+            // Orders needing a customer step (3-D Secure) are not supported yet: release it.
+            release_quietly(gateway.as_ref(), &gateway_payment_id, order_id).await;
+            return Err(Error::field(
+                "payment",
+                "requires_action",
+                "this card needs an extra confirmation step, which is not supported yet; use another card or cash",
+            )
+            .with_code(ErrorCode::PaymentMethodUnavailable));
+        }
+    };
+
+    // 4. The order transaction.
+    let result = place(
+        app,
+        ctx,
+        shopper,
+        req,
+        &parsed,
+        Attempt {
+            key,
+            fingerprint,
+            order_id,
+            token: &token,
+            token_hash: &token_hash,
+            payment_reference: &payment_reference,
+        },
+    )
+    .await;
+    let card = matches!(req.payment, PaymentChoice::Card { .. });
+    match result {
+        Ok((status, body, Placed::New)) => Ok((status, body)),
+        Ok((status, body, Placed::Replayed)) => {
+            // A concurrent duplicate placed the order: this attempt's authorization is unused.
+            if card {
+                release_quietly(gateway.as_ref(), &payment_reference, order_id).await;
+            }
+            Ok((status, body))
+        }
+        Err(e) => {
+            if card {
+                release_quietly(gateway.as_ref(), &payment_reference, order_id).await;
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Whether a checkout attempt placed its own order or replayed a concurrent duplicate's.
+enum Placed {
+    New,
+    Replayed,
+}
+
+/// The request's idempotency identity, and what this attempt made before its transaction.
+struct Attempt<'a> {
+    key: &'a str,
+    fingerprint: &'a [u8],
+    order_id: Uuid,
+    token: &'a str,
+    token_hash: &'a [u8],
+    payment_reference: &'a str,
+}
+
+async fn release_quietly(gateway: &dyn PaymentGateway, reference: &str, order_id: Uuid) {
+    let release = gateway
+        .cancel(PaymentRef {
+            idempotency_key: format!("order:{order_id}:release"),
+            gateway_payment_id: reference.to_owned(),
+            amount: None,
+        })
+        .await;
+    if let Err(e) = release {
+        tracing::warn!(order = %order_id, error = %e, "could not release an unused authorization");
+    }
+}
+
+async fn place(
+    app: &App,
+    ctx: &Ctx,
+    shopper: &Shopper,
+    req: &CheckoutRequest,
+    parsed: &Parsed,
+    attempt: Attempt<'_>,
+) -> Result<(StatusCode, Value, Placed)> {
+    let Attempt {
+        key,
+        fingerprint,
+        order_id,
+        token,
+        token_hash,
+        payment_reference,
+    } = attempt;
+    let now = app.clock.now();
+    let mut s = begin_shopper(app, shopper, Some(token_hash)).await?;
+    let business = s.business;
+    let claimed = sqlx::query(
+        "INSERT INTO idempotency_keys (business_id, principal, key, fingerprint, response_status, response_body) \
+         VALUES ($1, $2, $3, $4, 0, 'null') ON CONFLICT DO NOTHING",
+    )
+    .bind(business.0)
+    .bind(&s.principal)
+    .bind(key)
+    .bind(fingerprint)
+    .execute(&mut *s.tx)
+    .await?
+    .rows_affected();
+    if claimed == 0 {
+        // A concurrent duplicate committed first: replay its response.
+        let stored = stored_response(&mut s.tx, business, &s.principal, key, fingerprint)
+            .await?
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorCode::Unavailable,
+                    "the request conflicted with another; retry it",
+                )
+            })?;
+        s.tx.rollback().await?;
+        return Ok((stored.0, stored.1, Placed::Replayed));
+    }
+
+    let priced = price(&mut s, parsed, now).await?;
+    let quote = &priced.quote;
+
+    // Stock, in variant order so that concurrent carts lock rows in one order.
+    let mut takes: Vec<(Uuid, i32, usize)> = quote
+        .lines
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| l.variant_id.map(|v| (v, i32::from(l.quantity.get()), i)))
+        .collect();
+    takes.sort();
+    for (variant, quantity, index) in takes {
+        let taken: bool = sqlx::query_scalar("SELECT take_stock($1, $2)")
+            .bind(variant)
+            .bind(quantity)
+            .fetch_one(&mut *s.tx)
+            .await?;
+        if !taken {
+            return Err(Error::field(
+                &format!("items[{index}]"),
+                "out_of_stock",
+                format!("{} is out of stock", quote.lines[index].name),
+            )
+            .with_code(ErrorCode::OutOfStock));
+        }
+    }
+    if let Some(discount) = priced.discount_id {
+        let redeemed: bool = sqlx::query_scalar("SELECT redeem_discount_code($1)")
+            .bind(discount)
+            .fetch_one(&mut *s.tx)
+            .await?;
+        if !redeemed {
+            return Err(Error::field(
+                "discount_code",
+                "discount_exhausted",
+                "this discount code has been used up",
+            )
+            .with_code(ErrorCode::DiscountInvalid));
+        }
+    }
+
+    let (guest_email, guest_phone, notify_email) = match shopper {
+        Shopper::Guest { email, phone, .. } => (
+            Some(email.as_str().to_owned()),
+            Some(phone.as_str().to_owned()),
+            email.as_str().to_owned(),
+        ),
+        Shopper::Customer(_) => {
+            let email: String = sqlx::query_scalar(
+                "SELECT email FROM customers WHERE business_id = $1 AND id = $2",
+            )
+            .bind(business.0)
+            .bind(s.customer)
+            .fetch_one(&mut *s.tx)
+            .await?;
+            (None, None, email)
+        }
+    };
+    let window = AcceptanceWindow::from_secs(i64::from(priced.store.acceptance_window_secs))
+        .unwrap_or_default();
+    let deadline = order::acceptance_deadline(now, window);
+    let fulfilment = if priced.address.is_some() {
+        FulfilmentKind::Delivery
+    } else {
+        FulfilmentKind::Pickup
+    };
+    sqlx::query(
+        "INSERT INTO orders (business_id, id, customer_id, guest_email, guest_phone, notify_email, status, fulfilment, \
+           delivery_address, delivery_distance_m, scheduled_for, currency, subtotal_minor, discount_minor, tax_minor, \
+           tax_included, delivery_fee_minor, tip_minor, total_minor, discount_code, discount_code_id, payment_method, \
+           payment_status, payment_reference, placed_at, acceptance_deadline, tracking_token_hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, \
+           'authorized', $22, $23, $24, $25)",
+    )
+    .bind(business.0)
+    .bind(order_id)
+    .bind(s.customer)
+    .bind(&guest_email)
+    .bind(&guest_phone)
+    .bind(&notify_email)
+    .bind(fulfilment.as_str())
+    .bind(priced.address.as_ref().map(|a| a.0.clone()))
+    .bind(priced.address.as_ref().map(|a| i32::try_from(a.1).unwrap_or(i32::MAX)))
+    .bind(parsed.scheduled_for)
+    .bind(priced.currency.code())
+    .bind(quote.subtotal.minor)
+    .bind(quote.discount.minor)
+    .bind(quote.tax.minor)
+    .bind(quote.tax_mode == TaxMode::Inclusive)
+    .bind(quote.delivery_fee.minor)
+    .bind(quote.tip.minor)
+    .bind(quote.total.minor)
+    .bind(&quote.discount_code)
+    .bind(priced.discount_id)
+    .bind(req.payment.as_str())
+    .bind(payment_reference)
+    .bind(now)
+    .bind(deadline)
+    .bind(token_hash)
+    .execute(&mut *s.tx)
+    .await?;
+    for (i, line) in quote.lines.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO order_items (business_id, order_id, line_no, product_id, variant_id, product_name, variant_name, \
+               unit_price_minor, quantity, line_total_minor) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(business.0)
+        .bind(order_id)
+        .bind(i32::try_from(i).unwrap_or(i32::MAX))
+        .bind(line.product_id)
+        .bind(line.variant_id)
+        .bind(&line.name)
+        .bind(priced.variant_names.get(i).cloned().flatten())
+        .bind(line.unit_price.minor)
+        .bind(i32::from(line.quantity.get()))
+        .bind(line.line_total.minor)
+        .execute(&mut *s.tx)
+        .await?;
+    }
+    let party = Party::Customer;
+    sqlx::query(
+        "INSERT INTO order_status_history (business_id, id, order_id, from_status, to_status, event, outcome, by_party, actor_id, at) \
+         VALUES ($1, $2, $3, NULL, 'pending', 'place', 'applied', $4, $5, $6)",
+    )
+    .bind(business.0)
+    .bind(new_id())
+    .bind(order_id)
+    .bind(party.as_str())
+    .bind(s.customer)
+    .bind(now)
+    .execute(&mut *s.tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO order_tracking_events (business_id, id, order_id, kind, at) VALUES ($1, $2, $3, 'placed', $4)",
+    )
+    .bind(business.0)
+    .bind(new_id())
+    .bind(order_id)
+    .bind(now)
+    .execute(&mut *s.tx)
+    .await?;
+
+    let items: Vec<OrderItemView> = quote
+        .lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| OrderItemView {
+            product_id: l.product_id,
+            variant_id: l.variant_id,
+            product_name: l.name.clone(),
+            variant_name: priced.variant_names.get(i).cloned().flatten(),
+            unit_price: l.unit_price,
+            quantity: i64::from(l.quantity.get()),
+            line_total: l.line_total,
+        })
+        .collect();
+    let tracking_url = format!(
+        "{}/api/v1/orders/{order_id}/tracking?token={token}",
+        app.storefront_url("").trim_end_matches('/')
+    );
+    let email = json!({
+        "template": "order_confirmation",
+        "to": notify_email,
+        "order_id": order_id,
+        "store_name": priced.store.name,
+        "items": items.iter().map(|i| json!({
+            "name": i.product_name, "variant": i.variant_name, "quantity": i.quantity,
+            "line_total": i.line_total.to_string(),
+        })).collect::<Vec<_>>(),
+        "total": quote.total.to_string(),
+        "fulfilment": fulfilment.as_str(),
+        "tracking_url": tracking_url,
+    });
+    enqueue_email(&mut s.tx, business, email).await?;
+    audit::record(
+        &mut s.tx,
+        ctx,
+        s.who,
+        Some(business),
+        Event::ok("order.place", "order", order_id).with_details(json!({
+            "total_minor": quote.total.minor, "payment_method": req.payment.as_str(),
+        })),
+    )
+    .await?;
+
+    let view = OrderView {
+        id: order_id,
+        business_id: business.0,
+        customer_id: s.customer,
+        guest_email,
+        guest_phone,
+        status: OrderStatus::Pending,
+        fulfilment,
+        delivery_address: priced.address.as_ref().map(|a| a.0.clone()),
+        scheduled_for: parsed.scheduled_for,
+        items,
+        subtotal: quote.subtotal,
+        discount: quote.discount,
+        discount_code: quote.discount_code.clone(),
+        tax: quote.tax,
+        tax_mode: quote.tax_mode,
+        delivery_fee: quote.delivery_fee,
+        tip: quote.tip,
+        total: quote.total,
+        payment_method: req.payment.as_str().to_owned(),
+        payment_status: "authorized".to_owned(),
+        placed_at: now,
+        acceptance_deadline: deadline,
+        accepted_at: None,
+        prep_time_minutes: None,
+        cancellation_reason: None,
+        tracking_token: Some(token.to_owned()),
+    };
+    let body = serde_json::to_value(&view).map_err(Error::unexpected)?;
+    sqlx::query(
+        "UPDATE idempotency_keys SET response_status = 201, response_body = $4 \
+         WHERE business_id = $1 AND principal = $2 AND key = $3",
+    )
+    .bind(business.0)
+    .bind(&s.principal)
+    .bind(key)
+    .bind(&body)
+    .execute(&mut *s.tx)
+    .await?;
+    s.tx.commit().await?;
+    Ok((StatusCode::CREATED, body, Placed::New))
+}
+
+async fn enqueue_email(tx: &mut Tx, business: BusinessId, payload: Value) -> Result<()> {
+    sqlx::query("INSERT INTO outbox_messages (business_id, id, topic, payload) VALUES ($1, $2, 'email', $3)")
+        .bind(business.0)
+        .bind(new_id())
+        .bind(payload)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+// Reading orders ---------------------------------------------------------------------------------
+
+/// An order row as stored.
+#[derive(Clone, Debug, FromRow)]
+pub struct OrderRow {
+    business_id: Uuid,
+    id: Uuid,
+    customer_id: Option<Uuid>,
+    guest_email: Option<String>,
+    guest_phone: Option<String>,
+    notify_email: String,
+    status: String,
+    fulfilment: String,
+    delivery_address: Option<Value>,
+    scheduled_for: Option<DateTime<Utc>>,
+    currency: String,
+    subtotal_minor: i64,
+    discount_minor: i64,
+    tax_minor: i64,
+    tax_included: bool,
+    delivery_fee_minor: i64,
+    tip_minor: i64,
+    total_minor: i64,
+    discount_code: Option<String>,
+    payment_method: String,
+    payment_status: String,
+    payment_reference: Option<String>,
+    placed_at: DateTime<Utc>,
+    accepted_at: Option<DateTime<Utc>>,
+    acceptance_deadline: DateTime<Utc>,
+    prep_time_minutes: Option<i32>,
+    cancellation_reason: Option<String>,
+}
+
+/// The columns of [`OrderRow`].
+pub const ORDER_COLUMNS: &str = "business_id, id, customer_id, guest_email, guest_phone, notify_email, status, fulfilment, \
+    delivery_address, scheduled_for, currency, subtotal_minor, discount_minor, tax_minor, tax_included, \
+    delivery_fee_minor, tip_minor, total_minor, discount_code, payment_method, payment_status, payment_reference, \
+    placed_at, accepted_at, acceptance_deadline, prep_time_minutes, cancellation_reason";
+
+impl OrderRow {
+    /// The order's id.
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+
+    /// The customer who placed it; `None` for a guest.
+    pub fn customer_id(&self) -> Option<Uuid> {
+        self.customer_id
+    }
+
+    fn status(&self) -> Result<OrderStatus> {
+        OrderStatus::parse(&self.status)
+            .ok_or_else(|| Error::unexpected(anyhow::anyhow!("stored status {}", self.status)))
+    }
+
+    fn fulfilment(&self) -> FulfilmentKind {
+        if self.fulfilment == "pickup" {
+            FulfilmentKind::Pickup
+        } else {
+            FulfilmentKind::Delivery
+        }
+    }
+
+    fn state(&self) -> Result<OrderState> {
+        Ok(OrderState {
+            status: self.status()?,
+            fulfilment: self.fulfilment(),
+            payment: match self.payment_status.as_str() {
+                "authorized" => PaymentState::Authorized,
+                "captured" => PaymentState::Captured,
+                _ => PaymentState::Unpaid,
+            },
+            acceptance_deadline: self.acceptance_deadline,
+        })
+    }
+
+    fn money(&self, minor: i64) -> Result<Money> {
+        Ok(Money::new(minor, currency_of(&self.currency)?))
+    }
+
+    fn view(&self, items: Vec<OrderItemView>) -> Result<OrderView> {
+        Ok(OrderView {
+            id: self.id,
+            business_id: self.business_id,
+            customer_id: self.customer_id,
+            guest_email: self.guest_email.clone(),
+            guest_phone: self.guest_phone.clone(),
+            status: self.status()?,
+            fulfilment: self.fulfilment(),
+            delivery_address: self.delivery_address.clone(),
+            scheduled_for: self.scheduled_for,
+            items,
+            subtotal: self.money(self.subtotal_minor)?,
+            discount: self.money(self.discount_minor)?,
+            discount_code: self.discount_code.clone(),
+            tax: self.money(self.tax_minor)?,
+            tax_mode: if self.tax_included {
+                TaxMode::Inclusive
+            } else {
+                TaxMode::Exclusive
+            },
+            delivery_fee: self.money(self.delivery_fee_minor)?,
+            tip: self.money(self.tip_minor)?,
+            total: self.money(self.total_minor)?,
+            payment_method: self.payment_method.clone(),
+            payment_status: self.payment_status.clone(),
+            placed_at: self.placed_at,
+            acceptance_deadline: self.acceptance_deadline,
+            accepted_at: self.accepted_at,
+            prep_time_minutes: self.prep_time_minutes.map(i64::from),
+            cancellation_reason: self.cancellation_reason.clone(),
+            tracking_token: None,
+        })
+    }
+}
+
+/// The lines of some orders of one business, by order.
+///
+/// # Errors
+/// Database errors.
+pub async fn items_of(
+    tx: &mut Tx,
+    business: Uuid,
+    orders: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<OrderItemView>>> {
+    #[allow(clippy::type_complexity)] // one row shape, read right here
+let rows: Vec<(Uuid, Uuid, Option<Uuid>, String, Option<String>, i64, i32, i64, String)> = sqlx::query_as(
+        "SELECT i.order_id, i.product_id, i.variant_id, i.product_name, i.variant_name, i.unit_price_minor, i.quantity, \
+           i.line_total_minor, o.currency::text FROM order_items i JOIN orders o ON o.business_id = i.business_id AND o.id = i.order_id \
+         WHERE i.business_id = $1 AND i.order_id = ANY($2) ORDER BY i.order_id, i.line_no",
+    )
+    .bind(business)
+    .bind(orders)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut map: HashMap<Uuid, Vec<OrderItemView>> = HashMap::new();
+    for r in rows {
+        let currency = currency_of(&r.8)?;
+        map.entry(r.0).or_default().push(OrderItemView {
+            product_id: r.1,
+            variant_id: r.2,
+            product_name: r.3,
+            variant_name: r.4,
+            unit_price: Money::new(r.5, currency),
+            quantity: i64::from(r.6),
+            line_total: Money::new(r.7, currency),
+        });
+    }
+    Ok(map)
+}
+
+/// Views of order rows (with their lines).
+///
+/// # Errors
+/// Database errors.
+pub async fn views(tx: &mut Tx, rows: Vec<OrderRow>) -> Result<Vec<OrderView>> {
+    let Some(first) = rows.first() else {
+        return Ok(Vec::new());
+    };
+    let business = first.business_id;
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let mut items = items_of(tx, business, &ids).await?;
+    rows.iter()
+        .map(|r| r.view(items.remove(&r.id).unwrap_or_default()))
+        .collect()
+}
+
+/// One order of a business, as the caller's principal may see it.
+///
+/// # Errors
+/// Database errors.
+pub async fn find(tx: &mut Tx, business: BusinessId, id: Uuid) -> Result<Option<OrderRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE business_id = $1 AND id = $2"
+    ))
+    .bind(business.0)
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?)
+}
+
+/// The tracking view of an order visible to the caller's principal.
+///
+/// # Errors
+/// Database errors.
+pub async fn tracking(tx: &mut Tx, row: &OrderRow) -> Result<TrackingView> {
+    #[allow(clippy::type_complexity)] // one row shape, read right here
+let history: Vec<(Option<String>, String, String, String, DateTime<Utc>, Option<String>, bool)> = sqlx::query_as(
+        "SELECT from_status, to_status, outcome, by_party, at, reason, filled_in FROM order_status_history \
+         WHERE business_id = $1 AND order_id = $2 ORDER BY at, id",
+    )
+    .bind(row.business_id)
+    .bind(row.id)
+    .fetch_all(&mut **tx)
+    .await?;
+    let history = history
+        .into_iter()
+        .filter_map(|h| {
+            Some(StatusEntry {
+                from: h.0.as_deref().and_then(OrderStatus::parse),
+                to: OrderStatus::parse(&h.1)?,
+                outcome: match h.2.as_str() {
+                    "superseded" => Outcome::Superseded,
+                    "cancellation_requested" => Outcome::CancellationRequested,
+                    _ => Outcome::Applied,
+                },
+                by: Party::parse(&h.3)?,
+                at: h.4,
+                reason: h.5,
+                filled_in: h.6,
+            })
+        })
+        .collect();
+    let mut items = items_of(tx, row.business_id, &[row.id]).await?;
+    Ok(TrackingView {
+        order_id: row.id,
+        status: row.status()?,
+        fulfilment: row.fulfilment(),
+        placed_at: row.placed_at,
+        estimated_ready_at: match (row.accepted_at, row.prep_time_minutes) {
+            (Some(at), Some(minutes)) => Some(at + chrono::Duration::minutes(i64::from(minutes))),
+            _ => None,
+        },
+        cancellation_reason: row.cancellation_reason.clone(),
+        history,
+        items: items.remove(&row.id).unwrap_or_default(),
+        total: row.money(row.total_minor)?,
+    })
+}
+
+// Transitions ------------------------------------------------------------------------------------
+
+/// Maps a refused transition to a problem.
+pub fn order_error(e: order::OrderError) -> Error {
+    Error::new(ErrorCode::InvalidTransition, e.to_string())
+}
+
+/// Applies `event` to a locked order through [`order::apply`] and records it: the new status,
+/// every step in the status log, the customer's status email. Returns the transition and the
+/// row as it was; the caller commits and then runs [`settle`] for the payment effects.
+///
+/// # Errors
+/// `not_found`, `invalid_transition`, database errors.
+pub async fn transition(
+    tx: &mut Tx,
+    business: BusinessId,
+    id: Uuid,
+    event: OrderEvent,
+    by: Party,
+    actor: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> Result<(Transition, OrderRow)> {
+    let row: OrderRow = sqlx::query_as(&format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE business_id = $1 AND id = $2 FOR UPDATE"
+    ))
+    .bind(business.0)
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or_else(|| Error::not_found("order"))?;
+    let t = order::apply(&row.state()?, event.clone(), by, now).map_err(order_error)?;
+    match t.outcome {
+        Outcome::Applied => {
+            let reason = t
+                .changes
+                .last()
+                .and_then(|c| c.reason.as_ref())
+                .map(|r| r.as_str().to_owned());
+            let prep = match &event {
+                OrderEvent::Accept { prep_time } => {
+                    Some(i32::try_from(prep_time.minutes()).unwrap_or(0))
+                }
+                _ => None,
+            };
+            sqlx::query(
+                "UPDATE orders SET status = $3, updated_at = $4, \
+                   accepted_at = CASE WHEN $5::int IS NOT NULL THEN $4 ELSE accepted_at END, \
+                   prep_time_minutes = coalesce($5, prep_time_minutes), \
+                   cancellation_reason = coalesce($6, cancellation_reason) \
+                 WHERE business_id = $1 AND id = $2",
+            )
+            .bind(business.0)
+            .bind(id)
+            .bind(t.status.as_str())
+            .bind(now)
+            .bind(prep)
+            .bind(
+                matches!(t.status, OrderStatus::Rejected | OrderStatus::Cancelled)
+                    .then_some(reason)
+                    .flatten(),
+            )
+            .execute(&mut **tx)
+            .await?;
+            for change in &t.changes {
+                sqlx::query(
+                    "INSERT INTO order_status_history (business_id, id, order_id, from_status, to_status, event, outcome, by_party, actor_id, at, reason, filled_in) \
+                     VALUES ($1, $2, $3, $4, $5, $6, 'applied', $7, $8, $9, $10, $11)",
+                )
+                .bind(business.0)
+                .bind(new_id())
+                .bind(id)
+                .bind(change.from.as_str())
+                .bind(change.to.as_str())
+                .bind(event.kind().as_str())
+                .bind(change.by.as_str())
+                .bind(actor)
+                .bind(change.at)
+                .bind(change.reason.as_ref().map(|r| r.as_str()))
+                .bind(change.filled_in)
+                .execute(&mut **tx)
+                .await?;
+            }
+        }
+        Outcome::Superseded | Outcome::CancellationRequested => {
+            // A late event is recorded, not applied.
+            let status = row.status.clone();
+            sqlx::query(
+                "INSERT INTO order_status_history (business_id, id, order_id, from_status, to_status, event, outcome, by_party, actor_id, at) \
+                 VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(business.0)
+            .bind(new_id())
+            .bind(id)
+            .bind(&status)
+            .bind(event.kind().as_str())
+            .bind(t.outcome.as_str())
+            .bind(by.as_str())
+            .bind(actor)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    if t.outcome == Outcome::Applied
+        && matches!(t.status, OrderStatus::Rejected | OrderStatus::Cancelled)
+    {
+        // The goods were never handed over: their stock is for sale again.
+        sqlx::query("SELECT return_order_stock($1, $2)")
+            .bind(business.0)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    if t.effects.contains(&Effect::NotifyCustomer) {
+        let reason = t
+            .changes
+            .last()
+            .and_then(|c| c.reason.as_ref())
+            .map(|r| r.as_str().to_owned());
+        enqueue_email(
+            tx,
+            business,
+            json!({
+                "template": "order_status",
+                "to": row.notify_email,
+                "order_id": id,
+                "status": t.status.as_str(),
+                "reason": reason,
+                "prep_time_minutes": match &event { OrderEvent::Accept { prep_time } => Some(prep_time.minutes()), _ => None },
+            }),
+        )
+        .await?;
+    }
+    Ok((t, row))
+}
+
+/// Performs the payment effects of a committed transition through the order's gateway and
+/// records the new payment status in a short transaction begun by `begin`.
+///
+/// # Errors
+/// Database errors. A failing gateway is logged and leaves the payment status as it was.
+pub async fn settle(app: &App, tx: &mut Tx, row: &OrderRow, effects: &[Effect]) -> Result<()> {
+    let Some(reference) = row.payment_reference.clone() else {
+        return Ok(());
+    };
+    let Some(gateway) = app.payments.for_method(&row.payment_method) else {
+        tracing::warn!(order = %row.id, method = %row.payment_method, "no gateway for the order's payment method");
+        return Ok(());
+    };
+    let amount = Some(row.money(row.total_minor)?);
+    for effect in effects {
+        let (status, outcome) = match effect {
+            Effect::CapturePayment => (
+                "captured",
+                gateway
+                    .capture(PaymentRef {
+                        idempotency_key: format!("order:{}:capture", row.id),
+                        gateway_payment_id: reference.clone(),
+                        amount,
+                    })
+                    .await
+                    .map(|_| ()),
+            ),
+            Effect::ReleasePayment => (
+                "released",
+                gateway
+                    .cancel(PaymentRef {
+                        idempotency_key: format!("order:{}:release", row.id),
+                        gateway_payment_id: reference.clone(),
+                        amount: None,
+                    })
+                    .await,
+            ),
+            Effect::RefundPayment => (
+                "refunded",
+                gateway
+                    .refund(PaymentRef {
+                        idempotency_key: format!("order:{}:refund", row.id),
+                        gateway_payment_id: reference.clone(),
+                        amount,
+                    })
+                    .await
+                    .map(|_| ()),
+            ),
+            _ => continue,
+        };
+        match outcome {
+            Ok(()) => {
+                sqlx::query("UPDATE orders SET payment_status = $3, updated_at = now() WHERE business_id = $1 AND id = $2")
+                    .bind(row.business_id)
+                    .bind(row.id)
+                    .bind(status)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            Err(e) => {
+                tracing::warn!(order = %row.id, effect = ?effect, error = %e, "payment effect failed")
+            }
+        }
+    }
+    Ok(())
+}
+
+// Acceptance timeout ------------------------------------------------------------------------------
+
+/// Rejects every pending order whose acceptance deadline has passed at `now`, through
+/// [`order::apply`] with [`Party::System`]; returns how many. Runs as the `order_worker`
+/// principal, one order per transaction, claimed with `FOR UPDATE SKIP LOCKED` so several
+/// instances share the work. The state lives in the database, so a restart loses nothing.
+///
+/// # Errors
+/// Database errors.
+pub async fn run_due(app: &App, now: DateTime<Utc>) -> Result<usize> {
+    let mut handled = 0;
+    loop {
+        let mut tx = app.db.pool.begin().await?;
+        set_principal(&mut tx, "order_worker", None, None, None).await?;
+        let due: Option<(Uuid, Uuid)> = sqlx::query_as(
+            "SELECT business_id, id FROM orders WHERE status = 'pending' AND acceptance_deadline <= $1 \
+             ORDER BY acceptance_deadline, id LIMIT 1 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((business, id)) = due else {
+            tx.rollback().await?;
+            return Ok(handled);
+        };
+        let business = BusinessId(business);
+        // Scope the audit row (and nothing else: the worker's policies are its own) to the order's business.
+        sqlx::query("SELECT set_config('app.business_id', $1, true)")
+            .bind(business.0.to_string())
+            .execute(&mut *tx)
+            .await?;
+        let (t, row) = transition(
+            &mut tx,
+            business,
+            id,
+            OrderEvent::Expire,
+            Party::System,
+            None,
+            now,
+        )
+        .await?;
+        audit::record(
+            &mut tx,
+            &Ctx {
+                request_id: "acceptance-timeout".into(),
+                client_address: "system".into(),
+            },
+            Who {
+                kind: "system",
+                id: None,
+            },
+            Some(business),
+            Event::ok("order.expire", "order", id),
+        )
+        .await?;
+        tx.commit().await?;
+        let mut tx = app.db.pool.begin().await?;
+        set_principal(&mut tx, "order_worker", None, None, None).await?;
+        settle(app, &mut tx, &row, &t.effects).await?;
+        tx.commit().await?;
+        handled += 1;
+    }
+}
+
+/// Runs [`run_due`] every `poll` until the task is aborted.
+pub fn spawn_timeouts(app: App, poll: std::time::Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = run_due(&app, app.clock.now()).await {
+                tracing::warn!(error = %e, "acceptance timeout pass failed");
+            }
+            tokio::time::sleep(poll).await;
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idempotency_keys_are_parsed() {
+        assert_eq!(
+            parse_idempotency_key(Some(" abc-123 ")).expect("valid"),
+            "abc-123"
+        );
+        for bad in [None, Some(""), Some("   "), Some("a b"), Some("ä")] {
+            assert!(parse_idempotency_key(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse_idempotency_key(Some(&"k".repeat(256))).is_err());
+        assert!(parse_idempotency_key(Some(&"k".repeat(255))).is_ok());
+    }
+
+    #[test]
+    fn fingerprints_cover_method_path_and_body() {
+        let body = json!({"a": 1});
+        let base = fingerprint("POST", "/api/v1/orders", &body);
+        assert_eq!(
+            base,
+            fingerprint("POST", "/api/v1/orders", &json!({"a": 1}))
+        );
+        assert_ne!(
+            base,
+            fingerprint("POST", "/api/v1/orders", &json!({"a": 2}))
+        );
+        assert_ne!(
+            base,
+            fingerprint("POST", "/api/v1/customers/guest-checkout", &body)
+        );
+        assert_ne!(base, fingerprint("PUT", "/api/v1/orders", &body));
+    }
+
+    #[test]
+    fn pricing_errors_map_to_stable_codes() {
+        let eur = Currency::parse("EUR").expect("known");
+        let cases = [
+            (
+                PricingError::BelowMinimumOrder {
+                    minimum: Money::new(1000, eur),
+                    subtotal: Money::new(500, eur),
+                },
+                ErrorCode::BelowMinimumOrder,
+            ),
+            (
+                PricingError::DiscountExhausted { usage_limit: 1 },
+                ErrorCode::DiscountInvalid,
+            ),
+            (
+                PricingError::BeyondDeliveryDistance {
+                    distance_m: 5_000,
+                    max_distance_m: 4_000,
+                },
+                ErrorCode::OutsideDeliveryArea,
+            ),
+            (
+                PricingError::TipTooLarge {
+                    tip: Money::new(2, eur),
+                    max: Money::new(1, eur),
+                },
+                ErrorCode::ValidationFailed,
+            ),
+        ];
+        for (error, code) in cases {
+            assert_eq!(pricing_error(error).code(), code);
+        }
+    }
+}

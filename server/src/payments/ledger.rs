@@ -1,0 +1,146 @@
+//! The payment ledger's SQL: a payment's row in `payment_transactions` and the platform's fee on
+//! an order in `platform_fees`. Both are written inside the caller's transaction, so they
+//! commit or roll back with the order change they record (checkout, acceptance, cancellation).
+
+use fleetfront_domain::Money;
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::{GatewayKind, TransactionStatus};
+use crate::db::{new_id, Tx};
+use crate::error::Result;
+
+/// A payment to record.
+#[derive(Clone, Debug)]
+pub struct NewPayment<'a> {
+    /// The store.
+    pub business_id: Uuid,
+    /// The order paid.
+    pub order_id: Uuid,
+    /// The customer, when signed in.
+    pub customer_id: Option<Uuid>,
+    /// The amount.
+    pub amount: Money,
+    /// `cash` or `card` (as `orders.payment_method`).
+    pub payment_method: &'a str,
+    /// The gateway.
+    pub gateway: GatewayKind,
+    /// The gateway's payment id (Stripe `pi_…`), once it answered.
+    pub gateway_transaction_id: Option<&'a str>,
+    /// Its state.
+    pub status: TransactionStatus,
+}
+
+/// Records a payment; returns its id.
+///
+/// # Errors
+/// Database errors (a second completed payment of one order is a `conflict`).
+pub async fn record_payment(tx: &mut Tx, payment: &NewPayment<'_>) -> Result<Uuid> {
+    let id = new_id();
+    sqlx::query(
+        "INSERT INTO payment_transactions (business_id, id, order_id, customer_id, amount_minor, \
+         currency, payment_method, payment_gateway, gateway_transaction_id, status) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(payment.business_id)
+    .bind(id)
+    .bind(payment.order_id)
+    .bind(payment.customer_id)
+    .bind(payment.amount.minor)
+    .bind(payment.amount.currency.code())
+    .bind(payment.payment_method)
+    .bind(payment.gateway.as_str())
+    .bind(payment.gateway_transaction_id)
+    .bind(payment.status.as_str())
+    .execute(&mut **tx)
+    .await?;
+    Ok(id)
+}
+
+/// Moves the recorded payments of an order to `status`, unless they are already further along
+/// (see [`TransactionStatus::may_replace`]); returns how many rows changed.
+///
+/// # Errors
+/// Database errors.
+pub async fn set_order_payment_status(
+    tx: &mut Tx,
+    business_id: Uuid,
+    order_id: Uuid,
+    status: TransactionStatus,
+) -> Result<u64> {
+    let rows = sqlx::query(
+        "SELECT id, status FROM payment_transactions WHERE business_id = $1 AND order_id = $2 \
+         ORDER BY created_at, id FOR UPDATE",
+    )
+    .bind(business_id)
+    .bind(order_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut changed = 0;
+    for row in rows {
+        let id: Uuid = row.try_get("id")?;
+        let recorded: String = row.try_get("status")?;
+        let replace = TransactionStatus::parse(&recorded).is_none_or(|r| status.may_replace(r));
+        if replace && recorded != status.as_str() {
+            changed += sqlx::query(
+                "UPDATE payment_transactions SET status = $3, updated_at = now() \
+                 WHERE business_id = $1 AND id = $2",
+            )
+            .bind(business_id)
+            .bind(id)
+            .bind(status.as_str())
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+        }
+    }
+    Ok(changed)
+}
+
+/// The platform's fee on an order, computed by the domain's one rounding rule.
+#[derive(Clone, Debug)]
+pub struct NewFee<'a> {
+    /// The store.
+    pub business_id: Uuid,
+    /// The order.
+    pub order_id: Uuid,
+    /// What the fee is for, e.g. `order_commission` (one fee of a type per order).
+    pub fee_type: &'a str,
+    /// The amount the fee is a share of.
+    pub base: Money,
+    /// The share in basis points (the plan's percentage; 100 = 1 %).
+    pub fee_bps: i64,
+}
+
+/// Records a fee; returns its amount.
+///
+/// # Errors
+/// `validation_failed` for a share outside 0–10,000 basis points; database errors.
+pub async fn record_platform_fee(tx: &mut Tx, fee: &NewFee<'_>) -> Result<Money> {
+    if !(0..=10_000).contains(&fee.fee_bps) {
+        return Err(crate::error::Error::field(
+            "fee_bps",
+            "out_of_range",
+            "a fee is between 0 and 10,000 basis points",
+        ));
+    }
+    let amount = fee
+        .base
+        .share_bps(fee.fee_bps)
+        .map_err(|e| anyhow::anyhow!("platform fee: {e}"))?;
+    sqlx::query(
+        "INSERT INTO platform_fees (business_id, id, order_id, fee_type, base_amount_minor, fee_bps, \
+         fee_amount_minor, currency) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(fee.business_id)
+    .bind(new_id())
+    .bind(fee.order_id)
+    .bind(fee.fee_type)
+    .bind(fee.base.minor)
+    .bind(i32::try_from(fee.fee_bps).expect("checked to be at most 10,000"))
+    .bind(amount.minor)
+    .bind(amount.currency.code())
+    .execute(&mut **tx)
+    .await?;
+    Ok(amount)
+}

@@ -1,0 +1,1090 @@
+//! Orders end to end on real PostgreSQL, through the HTTP router: checkout (account and guest,
+//! cash), idempotent retries, price changes, opening hours, delivery radius, the last-item race,
+//! discount codes, the business working the order, the acceptance timeout, tracking, and
+//! cross-tenant access.
+
+#![allow(clippy::unwrap_used)] // A failed unwrap in a test is a failed test.
+
+mod common;
+#[path = "support/stripe_standin.rs"]
+mod stripe_standin;
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use common::{TestApp, PASSWORD};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+use uuid::Uuid;
+
+/// One onboarded, published store with one product (1250) and its tracked variant (+250).
+struct Shop {
+    business: Uuid,
+    owner: String,
+    subdomain: String,
+    product: Uuid,
+    variant: Uuid,
+}
+
+fn all_day() -> Value {
+    let day = json!([{"open": "00:00", "close": "23:59"}]);
+    json!({"monday": day, "tuesday": day, "wednesday": day, "thursday": day,
+           "friday": day, "saturday": day, "sunday": day})
+}
+
+async fn shop(t: &TestApp, subdomain: &str, stock: i64) -> Shop {
+    let admin = t.admin_token().await;
+    let (business, owner) = t.business(&admin, subdomain, "growth").await;
+    t.send(
+        Method::PATCH,
+        "/api/v1/business/storefront",
+        Some(&owner),
+        Some(json!({"is_published": true, "operating_hours": all_day()})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    // Delivery: 3.00 base within 1 km, 1.00 per started km beyond; 24 % tax included.
+    sqlx::query(
+        "UPDATE business_commerce_settings SET delivery_base_fee_minor = 300, delivery_fee_per_km_minor = 100, \
+         delivery_included_m = 1000, tax_rate_bps = 2400 WHERE business_id = $1",
+    )
+    .bind(business)
+    .execute(&t.db.pools.owner)
+    .await
+    .unwrap();
+    let product = t
+        .send(
+            Method::POST,
+            "/api/v1/business/products",
+            Some(&owner),
+            Some(json!({
+                "sku": "PIZZA", "name": "Pizza <Margherita>", "price_minor": 1250, "is_published": true,
+                "variants": [{"name": "Large", "sku": "PIZZA-L", "price_adjustment_minor": 250, "stock_quantity": stock}]
+            })),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let variant: Uuid = sqlx::query_scalar(
+        "SELECT id FROM product_variants WHERE business_id = $1 AND sku = 'PIZZA-L'",
+    )
+    .bind(business)
+    .fetch_one(&t.db.pools.owner)
+    .await
+    .unwrap();
+    Shop {
+        business,
+        owner,
+        subdomain: subdomain.to_owned(),
+        product: product["id"].as_str().unwrap().parse().unwrap(),
+        variant,
+    }
+}
+
+async fn customer(t: &TestApp, shop: &Shop, email: &str) -> String {
+    t.send(
+        Method::POST,
+        "/api/v1/auth/customer/register",
+        None,
+        Some(json!({"store": shop.subdomain, "email": email, "password": PASSWORD, "full_name": "Ann Customer"})),
+    )
+    .await
+    .expect(StatusCode::CREATED)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn near() -> Value {
+    json!({"address_line1": "Main Street 1", "city": "Helsinki", "country": "FI", "latitude": 60.175, "longitude": 24.94})
+}
+
+fn pickup(shop: &Shop, quantity: i64, total: i64) -> Value {
+    json!({
+        "items": [{"product_id": shop.product, "variant_id": shop.variant, "quantity": quantity}],
+        "fulfilment": {"kind": "pickup"},
+        "payment": {"method": "cash"},
+        "expected_total_minor": total,
+    })
+}
+
+fn guest(shop: &Shop, mut order: Value) -> Value {
+    order["store"] = json!(shop.subdomain);
+    order["email"] = json!("guest@example.test");
+    order["phone"] = json!("+358401234567");
+    order
+}
+
+async fn place(t: &TestApp, token: &str, key: &str, body: Value) -> common::Reply {
+    t.send_with(
+        Method::POST,
+        "/api/v1/orders",
+        Some(token),
+        Some(body),
+        &[("Idempotency-Key", key)],
+    )
+    .await
+}
+
+async fn place_guest(t: &TestApp, key: &str, body: Value) -> common::Reply {
+    t.send_with(
+        Method::POST,
+        "/api/v1/customers/guest-checkout",
+        None,
+        Some(body),
+        &[("Idempotency-Key", key)],
+    )
+    .await
+}
+
+async fn count(t: &TestApp, sql: &str, business: Uuid) -> i64 {
+    sqlx::query_scalar(sql)
+        .bind(business)
+        .fetch_one(&t.db.pools.owner)
+        .await
+        .unwrap()
+}
+
+async fn stock(t: &TestApp, shop: &Shop) -> i32 {
+    sqlx::query_scalar(
+        "SELECT stock_quantity FROM product_variants WHERE business_id = $1 AND id = $2",
+    )
+    .bind(shop.business)
+    .bind(shop.variant)
+    .fetch_one(&t.db.pools.owner)
+    .await
+    .unwrap()
+}
+
+/// Counts of everything a checkout writes, to prove a refused one wrote nothing.
+async fn written(t: &TestApp, business: Uuid) -> Vec<i64> {
+    let mut counts = Vec::new();
+    for table in [
+        "orders",
+        "order_items",
+        "order_status_history",
+        "order_tracking_events",
+        "idempotency_keys",
+        "outbox_messages",
+    ] {
+        counts.push(
+            count(
+                t,
+                &format!("SELECT count(*) FROM {table} WHERE business_id = $1"),
+                business,
+            )
+            .await,
+        );
+    }
+    counts
+}
+
+async fn work(t: &TestApp, shop: &Shop, order: &str, event: Value) -> Value {
+    t.send(
+        Method::PATCH,
+        &format!("/api/v1/business/orders/{order}"),
+        Some(&shop.owner),
+        Some(event),
+    )
+    .await
+    .expect(StatusCode::OK)
+}
+
+#[tokio::test]
+async fn customer_to_business_flow_with_cash() {
+    let t = TestApp::new().await;
+    let shop = shop(&t, "flow-shop", 5).await;
+    let ann = customer(&t, &shop, "ann@example.test").await;
+
+    // Browse.
+    let products = t
+        .send(
+            Method::GET,
+            "/api/v1/storefronts/flow-shop/products",
+            None,
+            None,
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert!(products.to_string().contains(&shop.product.to_string()));
+
+    // Check out: 2 × 15.00 delivered 556 m away (3.00 fee) = 33.00, 24 % tax included.
+    let mut body = pickup(&shop, 2, 3300);
+    body["fulfilment"] = json!({"kind": "delivery", "address": near()});
+    body["items"][0]["expected_unit_price_minor"] = json!(1500);
+    let order = place(&t, &ann, "flow-1", body)
+        .await
+        .expect(StatusCode::CREATED);
+    let id = order["id"].as_str().unwrap().to_owned();
+    assert_eq!(order["status"], "pending");
+    assert_eq!(order["total"]["minor"], 3300);
+    assert_eq!(order["delivery_fee"]["minor"], 300);
+    assert_eq!(
+        order["tax"]["minor"], 581,
+        "24 % contained in the goods' 30.00, not in the delivery fee"
+    );
+    assert_eq!(order["payment_status"], "authorized");
+    assert_eq!(stock(&t, &shop).await, 3);
+    let confirmation: Value = sqlx::query_scalar(
+        "SELECT payload FROM outbox_messages WHERE business_id = $1 AND payload->>'template' = 'order_confirmation'",
+    )
+    .bind(shop.business)
+    .fetch_one(&t.db.pools.owner)
+    .await
+    .unwrap();
+    assert_eq!(confirmation["to"], "ann@example.test");
+    assert_eq!(confirmation["total"], "33.00 EUR");
+
+    // The business sees it first on its board and works it.
+    let board = t
+        .send(
+            Method::GET,
+            "/api/v1/business/orders?status=pending",
+            Some(&shop.owner),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(board["items"][0]["id"], id.as_str());
+    let accepted = work(&t, &shop, &id, json!({"type": "accept", "prep_time": 20})).await;
+    assert_eq!(accepted["status"], "confirmed");
+    assert_eq!(accepted["prep_time_minutes"], 20);
+    work(&t, &shop, &id, json!({"type": "start_preparing"})).await;
+    let ready = work(&t, &shop, &id, json!({"type": "mark_ready"})).await;
+    assert_eq!(ready["status"], "ready");
+    // A late repeat is recorded, not applied.
+    let late = work(&t, &shop, &id, json!({"type": "start_preparing"})).await;
+    assert_eq!(late["status"], "ready");
+    // Staff may not cancel... a pending order only; an order that is ready can't be accepted.
+    t.send(
+        Method::PATCH,
+        &format!("/api/v1/business/orders/{id}"),
+        Some(&shop.owner),
+        Some(json!({"type": "deliver"})),
+    )
+    .await
+    .expect_problem(StatusCode::CONFLICT, "invalid_transition");
+
+    // The customer tracks it.
+    let tracking = t
+        .send(
+            Method::GET,
+            &format!("/api/v1/orders/{id}/tracking"),
+            Some(&ann),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(tracking["status"], "ready");
+    let steps: Vec<String> = tracking["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            format!(
+                "{}>{}:{}",
+                h["from"].as_str().unwrap_or("-"),
+                h["to"].as_str().unwrap(),
+                h["outcome"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "->pending:applied",
+            "pending>confirmed:applied",
+            "confirmed>preparing:applied",
+            "preparing>ready:applied",
+            "ready>ready:superseded"
+        ]
+    );
+    assert!(tracking["estimated_ready_at"].is_string());
+    let mine = t
+        .send(Method::GET, "/api/v1/customers/me/orders", Some(&ann), None)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(mine["items"][0]["id"], id.as_str());
+    let statuses = count(
+        &t,
+        "SELECT count(*) FROM outbox_messages WHERE business_id = $1 AND payload->>'template' = 'order_status'",
+        shop.business,
+    )
+    .await;
+    assert_eq!(statuses, 3, "confirmed, preparing, ready");
+    let audited = count(
+        &t,
+        "SELECT count(*) FROM audit_log WHERE business_id = $1 AND action IN ('order.place', 'order.update') AND outcome = 'ok'",
+        shop.business,
+    )
+    .await;
+    assert_eq!(
+        audited, 5,
+        "placed, accepted, preparing, ready, and the late repeat"
+    );
+
+    // Another customer of the store cannot see it.
+    let bob = customer(&t, &shop, "bob@example.test").await;
+    t.send(
+        Method::GET,
+        &format!("/api/v1/orders/{id}/tracking"),
+        Some(&bob),
+        None,
+    )
+    .await
+    .expect_problem(StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
+async fn guest_checkout_and_tracking_by_token() {
+    let t = TestApp::new().await;
+    let shop = shop(&t, "guest-shop", 5).await;
+    let order = place_guest(&t, "g-1", guest(&shop, pickup(&shop, 1, 1500)))
+        .await
+        .expect(StatusCode::CREATED);
+    let id = order["id"].as_str().unwrap();
+    let token = order["tracking_token"].as_str().unwrap();
+    assert!(order["customer_id"].is_null());
+    let tracking = t
+        .send(
+            Method::GET,
+            &format!("/api/v1/orders/{id}/tracking?token={token}"),
+            None,
+            None,
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(tracking["status"], "pending");
+    assert_eq!(tracking["items"][0]["product_name"], "Pizza <Margherita>");
+    // A pickup order collected at the store captures the cash.
+    for event in [
+        json!({"type": "accept", "prep_time": 10}),
+        json!({"type": "mark_ready"}),
+    ] {
+        work(&t, &shop, id, event).await;
+    }
+    let collected = work(&t, &shop, id, json!({"type": "pick_up"})).await;
+    assert_eq!(collected["status"], "picked_up");
+    assert_eq!(collected["payment_status"], "captured");
+    t.send(
+        Method::GET,
+        &format!("/api/v1/orders/{id}/tracking?token=wrong"),
+        None,
+        None,
+    )
+    .await
+    .expect_problem(StatusCode::NOT_FOUND, "not_found");
+    t.send(
+        Method::GET,
+        &format!("/api/v1/orders/{id}/tracking"),
+        None,
+        None,
+    )
+    .await
+    .expect_problem(StatusCode::UNAUTHORIZED, "unauthenticated");
+    // Guests give an inline address, never a saved one, and a valid email.
+    let mut bad = guest(&shop, pickup(&shop, 1, 1500));
+    bad["email"] = json!("not-an-email");
+    let before = written(&t, shop.business).await;
+    place_guest(&t, "g-2", bad)
+        .await
+        .expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    let mut bad = guest(&shop, pickup(&shop, 1, 1500));
+    bad["fulfilment"] = json!({"kind": "delivery", "address_id": Uuid::now_v7()});
+    place_guest(&t, "g-3", bad)
+        .await
+        .expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    let mut bad = guest(&shop, pickup(&shop, 1, 1500));
+    bad["store"] = json!("no-such-store");
+    place_guest(&t, "g-4", bad)
+        .await
+        .expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(written(&t, shop.business).await, before);
+}
+
+#[tokio::test]
+async fn retries_with_the_same_key_place_one_order() {
+    let t = TestApp::new().await;
+    let shop = shop(&t, "retry-shop", 5).await;
+    let ann = customer(&t, &shop, "ann@example.test").await;
+    let first = place(&t, &ann, "same-key", pickup(&shop, 1, 1500))
+        .await
+        .expect(StatusCode::CREATED);
+    let again = place(&t, &ann, "same-key", pickup(&shop, 1, 1500))
+        .await
+        .expect(StatusCode::CREATED);
+    assert_eq!(first["id"], again["id"]);
+    assert_eq!(
+        count(
+            &t,
+            "SELECT count(*) FROM orders WHERE business_id = $1",
+            shop.business
+        )
+        .await,
+        1
+    );
+    assert_eq!(stock(&t, &shop).await, 4, "one decrement");
+    // Concurrent duplicates too.
+    let replies = concurrently(&t, 4, |_| {
+        request(
+            "/api/v1/orders",
+            Some(&ann),
+            "dup-key",
+            pickup(&shop, 1, 1500),
+        )
+    })
+    .await;
+    let ids: std::collections::BTreeSet<String> = replies
+        .iter()
+        .map(|(status, body)| {
+            assert_eq!(*status, StatusCode::CREATED, "{body}");
+            body["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1);
+    assert_eq!(stock(&t, &shop).await, 3);
+    // The same key with another body is refused, and writes nothing.
+    let before = written(&t, shop.business).await;
+    place(&t, &ann, "same-key", pickup(&shop, 2, 3000))
+        .await
+        .expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused");
+    // No key at all.
+    t.send(
+        Method::POST,
+        "/api/v1/orders",
+        Some(&ann),
+        Some(pickup(&shop, 1, 1500)),
+    )
+    .await
+    .expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(written(&t, shop.business).await, before);
+}
+
+#[tokio::test]
+async fn a_changed_price_is_reported_and_nothing_is_written() {
+    let t = TestApp::new().await;
+    let shop = shop(&t, "price-shop", 5).await;
+    let ann = customer(&t, &shop, "ann@example.test").await;
+    let before = written(&t, shop.business).await;
+    let mut body = pickup(&shop, 1, 1400);
+    body["items"][0]["expected_unit_price_minor"] = json!(1400);
+    let reply = place(&t, &ann, "p-1", body).await;
+    reply.expect_problem(StatusCode::CONFLICT, "price_changed");
+    let fields: Vec<&str> = reply.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["items[0]", "expected_total_minor"]);
+    assert!(
+        reply.body["detail"].as_str().unwrap().contains("15.00 EUR"),
+        "{}",
+        reply.body
+    );
+    assert_eq!(written(&t, shop.business).await, before);
+    assert_eq!(stock(&t, &shop).await, 5);
+    // The same key may be used again once the customer confirms the new total.
+    let mut body = pickup(&shop, 1, 1500);
+    body["items"][0]["expected_unit_price_minor"] = json!(1500);
+    place(&t, &ann, "p-1", body)
+        .await
+        .expect(StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn closed_store_scheduled_time_and_delivery_radius() {
+    let t = TestApp::new().await;
+    let shop = shop(&t, "hours-shop", 5).await;
+    let ann = customer(&t, &shop, "ann@example.test").await;
+    let before = written(&t, shop.business).await;
+    // Outside the delivery radius (about 14 km away; the store delivers 4 km).
+    let mut far = pickup(&shop, 1, 1800);
+    far["fulfilment"] = json!({"kind": "delivery", "address": {"address_line1": "Far 1", "city": "Espoo", "country": "FI", "latitude": 60.30, "longitude": 24.94}});
+    place(&t, &ann, "h-1", far)
+        .await
+        .expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "outside_delivery_area");
+    // Open 08:00-20:00 Helsinki time: tomorrow 03:00 UTC is before opening.
+    t.send(
+        Method::PATCH,
+        "/api/v1/business/storefront",
+        Some(&shop.owner),
+        Some(json!({"operating_hours": {"monday": [{"open": "08:00", "close": "20:00"}], "tuesday": [{"open": "08:00", "close": "20:00"}],
+            "wednesday": [{"open": "08:00", "close": "20:00"}], "thursday": [{"open": "08:00", "close": "20:00"}],
+            "friday": [{"open": "08:00", "close": "20:00"}], "saturday": [{"open": "08:00", "close": "20:00"}],
+            "sunday": [{"open": "08:00", "close": "20:00"}]}})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1)).date_naive();
+    let mut early = pickup(&shop, 1, 1500);
+    early["scheduled_for"] = json!(tomorrow.and_hms_opt(3, 0, 0).unwrap().and_utc());
+    place(&t, &ann, "h-2", early)
+        .await
+        .expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "store_closed");
+    let mut noon = pickup(&shop, 1, 1500);
+    noon["scheduled_for"] = json!(tomorrow.and_hms_opt(10, 0, 0).unwrap().and_utc());
+    assert_eq!(written(&t, shop.business).await, before);
+    place(&t, &ann, "h-3", noon)
+        .await
+        .expect(StatusCode::CREATED);
+    // Closed every day: as soon as possible is refused.
+    t.send(
+        Method::PATCH,
+        "/api/v1/business/storefront",
+        Some(&shop.owner),
+        Some(json!({"operating_hours": {}})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    place(&t, &ann, "h-4", pickup(&shop, 1, 1500))
+        .await
+        .expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "store_closed");
+}
+
+fn request(path: &str, token: Option<&str>, key: &str, body: Value) -> Request<Body> {
+    let mut builder = Request::builder()
+        .method(Method::POST)
+        .uri(path)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("Idempotency-Key", key);
+    if let Some(token) = token {
+        builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    builder.body(Body::from(body.to_string())).unwrap()
+}
+
+/// Sends `n` requests at once; returns each status and body.
+async fn concurrently(
+    t: &TestApp,
+    n: usize,
+    make: impl Fn(usize) -> Request<Body>,
+) -> Vec<(StatusCode, Value)> {
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            let router = t.router.clone();
+            let request = make(i);
+            tokio::spawn(async move {
+                let response = router.oneshot(request).await.unwrap();
+                let status = response.status();
+                let bytes = http_body_util::BodyExt::collect(response.into_body())
+                    .await
+                    .unwrap()
+                    .to_bytes();
+                (
+                    status,
+                    serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+                )
+            })
+        })
+        .collect();
+    let mut replies = Vec::new();
+    for handle in handles {
+        replies.push(handle.await.unwrap());
+    }
+    replies
+}
+
+#[tokio::test]
+async fn the_last_item_is_sold_once() {
+    let t = TestApp::new().await;
+    let shop = shop(&t, "race-shop", 1).await;
+    let replies = concurrently(&t, 8, |i| {
+        let mut body = guest(&shop, pickup(&shop, 1, 1500));
+        body["email"] = json!(format!("buyer{i}@example.test"));
+        request(
+            "/api/v1/customers/guest-checkout",
+            None,
+            &format!("race-{i}"),
+            body,
+        )
+    })
+    .await;
+    let won = replies
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::CREATED)
+        .count();
+    assert_eq!(won, 1, "{replies:?}");
+    for (status, body) in &replies {
+        assert!(
+            *status == StatusCode::CREATED
+                || (*status == StatusCode::CONFLICT && body["code"] == "out_of_stock"),
+            "{status} {body}"
+        );
+    }
+    assert_eq!(stock(&t, &shop).await, 0);
+    assert_eq!(
+        count(
+            &t,
+            "SELECT count(*) FROM orders WHERE business_id = $1",
+            shop.business
+        )
+        .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn discount_codes_valid_expired_and_used_up() {
+    let t = TestApp::new().await;
+    let shop = shop(&t, "deal-shop", 50).await;
+    let ann = customer(&t, &shop, "ann@example.test").await;
+    for (code, extra) in [
+        (
+            "TENOFF",
+            "percent_bps, usage_limit) VALUES ($1, $2, $3, 1000, 1",
+        ),
+        (
+            "OLD",
+            "amount_minor, valid_until) VALUES ($1, $2, $3, 200, now() - interval '1 day'",
+        ),
+    ] {
+        sqlx::query(&format!(
+            "INSERT INTO discount_codes (business_id, id, code, {extra})"
+        ))
+        .bind(shop.business)
+        .bind(Uuid::now_v7())
+        .bind(code)
+        .execute(&t.db.pools.owner)
+        .await
+        .unwrap();
+    }
+    let with = |code: &str, total: i64| {
+        let mut body = pickup(&shop, 2, total);
+        body["discount_code"] = json!(code);
+        body
+    };
+    let before = written(&t, shop.business).await;
+    place(&t, &ann, "d-1", with("old", 2800))
+        .await
+        .expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "discount_invalid");
+    place(&t, &ann, "d-2", with("NOPE", 3000))
+        .await
+        .expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "discount_invalid");
+    assert_eq!(written(&t, shop.business).await, before);
+    let order = place(&t, &ann, "d-3", with("tenoff", 2700))
+        .await
+        .expect(StatusCode::CREATED);
+    assert_eq!(order["discount"]["minor"], 300);
+    assert_eq!(order["discount_code"], "TENOFF");
+    place(&t, &ann, "d-4", with("TENOFF", 2700))
+        .await
+        .expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "discount_invalid");
+    let used: i32 = sqlx::query_scalar(
+        "SELECT times_used FROM discount_codes WHERE business_id = $1 AND code = 'TENOFF'",
+    )
+    .bind(shop.business)
+    .fetch_one(&t.db.pools.owner)
+    .await
+    .unwrap();
+    assert_eq!(used, 1);
+}
+
+#[tokio::test]
+async fn pending_orders_past_the_acceptance_window_are_rejected() {
+    let t = TestApp::new().await;
+    let shop = shop(&t, "late-shop", 5).await;
+    let order = place_guest(&t, "late-1", guest(&shop, pickup(&shop, 1, 1500)))
+        .await
+        .expect(StatusCode::CREATED);
+    let id: Uuid = order["id"].as_str().unwrap().parse().unwrap();
+    assert_eq!(stock(&t, &shop).await, 4);
+    // Not yet due.
+    assert_eq!(
+        fleetfront_server::orders::run_due(&t.app, t.app.clock.now())
+            .await
+            .unwrap(),
+        0
+    );
+    // The deadline is in the database: a restarted server (fresh state, fresh clock) finds it.
+    let t = t.restart().await;
+    t.app.clock.advance(181);
+    assert_eq!(
+        fleetfront_server::orders::run_due(&t.app, t.app.clock.now())
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        fleetfront_server::orders::run_due(&t.app, t.app.clock.now())
+            .await
+            .unwrap(),
+        0
+    );
+    let (status, payment, reason): (String, String, Option<String>) = sqlx::query_as(
+        "SELECT status, payment_status, cancellation_reason FROM orders WHERE business_id = $1 AND id = $2",
+    )
+    .bind(shop.business)
+    .bind(id)
+    .fetch_one(&t.db.pools.owner)
+    .await
+    .unwrap();
+    assert_eq!(
+        (status.as_str(), payment.as_str()),
+        ("rejected", "released")
+    );
+    assert_eq!(
+        reason.as_deref(),
+        Some(fleetfront_domain::order::ACCEPTANCE_TIMEOUT_REASON)
+    );
+    let by: String = sqlx::query_scalar(
+        "SELECT by_party FROM order_status_history WHERE business_id = $1 AND order_id = $2 AND to_status = 'rejected'",
+    )
+    .bind(shop.business)
+    .bind(id)
+    .fetch_one(&t.db.pools.owner)
+    .await
+    .unwrap();
+    assert_eq!(by, "system");
+    assert_eq!(
+        stock(&t, &shop).await,
+        5,
+        "the rejected order's stock is for sale again"
+    );
+    let told = count(
+        &t,
+        "SELECT count(*) FROM outbox_messages WHERE business_id = $1 AND payload->>'template' = 'order_status' AND payload->>'status' = 'rejected'",
+        shop.business,
+    )
+    .await;
+    assert_eq!(told, 1);
+    // Accepting it now is a late event: recorded, not applied.
+    let late = work(
+        &t,
+        &shop,
+        &id.to_string(),
+        json!({"type": "accept", "prep_time": 5}),
+    )
+    .await;
+    assert_eq!(late["status"], "rejected");
+}
+
+#[tokio::test]
+async fn other_stores_orders_are_not_found_and_audited() {
+    let t = TestApp::new().await;
+    let a = shop(&t, "a-shop", 5).await;
+    let b = shop(&t, "b-shop", 5).await;
+    let b_order = place_guest(&t, "x-1", guest(&b, pickup(&b, 1, 1500)))
+        .await
+        .expect(StatusCode::CREATED);
+    let b_id = b_order["id"].as_str().unwrap();
+    let ann = customer(&t, &a, "ann@example.test").await;
+    for (method, path, token, body) in [
+        (
+            Method::GET,
+            format!("/api/v1/business/orders/{b_id}"),
+            a.owner.as_str(),
+            None,
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/business/orders/{b_id}"),
+            a.owner.as_str(),
+            Some(json!({"type": "accept", "prep_time": 5})),
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/orders/{b_id}/tracking"),
+            ann.as_str(),
+            None,
+        ),
+    ] {
+        let before = count(
+            &t,
+            "SELECT count(*) FROM audit_log WHERE business_id = $1 AND outcome = 'denied'",
+            a.business,
+        )
+        .await;
+        t.send(method.clone(), &path, Some(token), body)
+            .await
+            .expect_problem(StatusCode::NOT_FOUND, "not_found");
+        let after = count(
+            &t,
+            "SELECT count(*) FROM audit_log WHERE business_id = $1 AND outcome = 'denied'",
+            a.business,
+        )
+        .await;
+        assert_eq!(after, before + 1, "{method} {path} not audited");
+    }
+    let board = t
+        .send(Method::GET, "/api/v1/business/orders", Some(&a.owner), None)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(board["items"].as_array().unwrap().len(), 0);
+    // B's order is untouched.
+    let status: String = sqlx::query_scalar("SELECT status FROM orders WHERE business_id = $1")
+        .bind(b.business)
+        .fetch_one(&t.db.pools.owner)
+        .await
+        .unwrap();
+    assert_eq!(status, "pending");
+}
+
+#[tokio::test]
+async fn bad_checkouts_are_4xx_and_write_nothing() {
+    let t = TestApp::new().await;
+    let shop = shop(&t, "bad-shop", 5).await;
+    let ann = customer(&t, &shop, "ann@example.test").await;
+    let before = written(&t, shop.business).await;
+    let cases: Vec<(Value, StatusCode, &str)> = vec![
+        (
+            json!({"items": [], "fulfilment": {"kind": "pickup"}, "payment": {"method": "cash"}, "expected_total_minor": 0}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+        (
+            {
+                let mut b = pickup(&shop, 0, 0);
+                b["tip_minor"] = json!(-1);
+                b
+            },
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+        (
+            {
+                let mut b = pickup(&shop, 1, 1500);
+                b["items"][0]["product_id"] = json!(Uuid::now_v7());
+                b
+            },
+            StatusCode::CONFLICT,
+            "item_unavailable",
+        ),
+        (
+            {
+                let mut b = pickup(&shop, 1, 1500);
+                b["items"][0]["variant_id"] = Value::Null;
+                b
+            },
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+        (pickup(&shop, 6, 9000), StatusCode::CONFLICT, "out_of_stock"),
+        (
+            {
+                let mut b = pickup(&shop, 1, 1500);
+                b["payment"] = json!({"method": "card", "token": "pm_card_visa"});
+                b
+            },
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "payment_method_unavailable",
+        ),
+        (
+            {
+                let mut b = pickup(&shop, 1, 3100);
+                b["tip_minor"] = json!(1600);
+                b
+            },
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+    ];
+    for (i, (body, status, code)) in cases.into_iter().enumerate() {
+        let reply = place(&t, &ann, &format!("bad-{i}"), body).await;
+        assert!(!reply.status.is_server_error());
+        reply.expect_problem(status, code);
+    }
+    // A staff token is not a customer's.
+    place(&t, &shop.owner, "bad-staff", pickup(&shop, 1, 1500))
+        .await
+        .expect_problem(StatusCode::FORBIDDEN, "forbidden");
+    assert_eq!(written(&t, shop.business).await, before);
+    assert_eq!(stock(&t, &shop).await, 5);
+    // Unpublished products are not for sale.
+    t.send(
+        Method::PATCH,
+        &format!("/api/v1/business/products/{}", shop.product),
+        Some(&shop.owner),
+        Some(json!({"is_published": false})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    place(&t, &ann, "bad-draft", pickup(&shop, 1, 1500))
+        .await
+        .expect_problem(StatusCode::CONFLICT, "item_unavailable");
+    assert_eq!(written(&t, shop.business).await, before);
+}
+
+#[tokio::test]
+async fn the_board_is_live_first_and_pages_with_a_cursor() {
+    let t = TestApp::new().await;
+    let shop = shop(&t, "board-shop", 50).await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let order = place_guest(&t, &format!("b-{i}"), guest(&shop, pickup(&shop, 1, 1500)))
+            .await
+            .expect(StatusCode::CREATED);
+        ids.push(order["id"].as_str().unwrap().to_owned());
+    }
+    // 0: done (rejected), 1: in progress, 2 and 3: pending.
+    work(
+        &t,
+        &shop,
+        &ids[0],
+        json!({"type": "reject", "reason": "out of dough"}),
+    )
+    .await;
+    work(
+        &t,
+        &shop,
+        &ids[1],
+        json!({"type": "accept", "prep_time": 10}),
+    )
+    .await;
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/business/orders?limit=1&cursor={c}"),
+            None => "/api/v1/business/orders?limit=1".to_owned(),
+        };
+        let page = t
+            .send(Method::GET, &path, Some(&shop.owner), None)
+            .await
+            .expect(StatusCode::OK);
+        for item in page["items"].as_array().unwrap() {
+            seen.push(item["id"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            ids[2].clone(),
+            ids[3].clone(),
+            ids[1].clone(),
+            ids[0].clone()
+        ]
+    );
+    let rejected = t
+        .send(
+            Method::GET,
+            "/api/v1/business/orders?status=rejected",
+            Some(&shop.owner),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(rejected["items"][0]["cancellation_reason"], "out of dough");
+    assert_eq!(rejected["items"].as_array().unwrap().len(), 1);
+    t.send(
+        Method::GET,
+        "/api/v1/business/orders?status=lost",
+        Some(&shop.owner),
+        None,
+    )
+    .await
+    .expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    t.send(
+        Method::GET,
+        "/api/v1/business/orders?cursor=nonsense",
+        Some(&shop.owner),
+        None,
+    )
+    .await
+    .expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    // A role with orders.read only sees the board but cannot work it.
+    t.send(
+        Method::POST,
+        "/api/v1/business/roles",
+        Some(&shop.owner),
+        Some(json!({"key": "viewer", "name": "Viewer", "permissions": ["orders.read"]})),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    t.send(
+        Method::POST,
+        "/api/v1/business/staff",
+        Some(&shop.owner),
+        Some(json!({"email": "viewer@board-shop.test", "full_name": "Viewer", "role": "viewer", "password": PASSWORD})),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    let viewer = t.login("viewer@board-shop.test", PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    t.send(Method::GET, "/api/v1/business/orders", Some(&viewer), None)
+        .await
+        .expect(StatusCode::OK);
+    t.send(
+        Method::PATCH,
+        &format!("/api/v1/business/orders/{}", ids[2]),
+        Some(&viewer),
+        Some(json!({"type": "accept", "prep_time": 5})),
+    )
+    .await
+    .expect_problem(StatusCode::FORBIDDEN, "forbidden");
+}
+
+#[tokio::test]
+async fn card_checkout_authorizes_once_and_captures_on_collection() {
+    let t = TestApp::new().await;
+    let standin = stripe_standin::StandIn::start().await;
+    let gateway = fleetfront_server::payments::stripe::StripeGateway::new(
+        &standin.base_url,
+        stripe_standin::SECRET_KEY,
+    )
+    .unwrap();
+    assert!(t
+        .app
+        .configure_stripe(fleetfront_server::payments::webhook::Stripe::new(
+            gateway,
+            "whsec_orders_test"
+        )));
+    let shop = shop(&t, "card-shop", 5).await;
+    let ann = customer(&t, &shop, "ann@example.test").await;
+    let card = |total: i64, token: &str| {
+        let mut body = pickup(&shop, 1, total);
+        body["payment"] = json!({"method": "card", "token": token});
+        body
+    };
+    let order = place(&t, &ann, "card-1", card(1500, "pm_card_visa"))
+        .await
+        .expect(StatusCode::CREATED);
+    assert_eq!(order["payment_method"], "card");
+    assert_eq!(order["payment_status"], "authorized");
+    let again = place(&t, &ann, "card-1", card(1500, "pm_card_visa"))
+        .await
+        .expect(StatusCode::CREATED);
+    assert_eq!(again["id"], order["id"]);
+    assert_eq!(standin.intents_created(), 1, "a retry authorizes nothing");
+    let id = order["id"].as_str().unwrap();
+    let reference: String = sqlx::query_scalar(
+        "SELECT payment_reference FROM orders WHERE business_id = $1 AND id = $2::uuid",
+    )
+    .bind(shop.business)
+    .bind(id)
+    .fetch_one(&t.db.pools.owner)
+    .await
+    .unwrap();
+    assert_eq!(standin.intent(&reference)["status"], "requires_capture");
+
+    // Refused orders write nothing; their authorization is released.
+    let before = written(&t, shop.business).await;
+    place(&t, &ann, "card-2", card(1400, "pm_card_visa"))
+        .await
+        .expect_problem(StatusCode::CONFLICT, "price_changed");
+    assert_eq!(standin.intents_created(), 2);
+    let cancels: usize = (1..=10)
+        .map(|n| {
+            standin.requests(
+                "POST",
+                &format!("/v1/payment_intents/pi_standin{n:08}/cancel"),
+            )
+        })
+        .sum();
+    assert_eq!(cancels, 1, "the refused order's authorization is released");
+    place(&t, &ann, "card-3", card(1500, "pm_card_chargeDeclined"))
+        .await
+        .expect_problem(StatusCode::PAYMENT_REQUIRED, "payment_declined");
+    assert_eq!(written(&t, shop.business).await, before);
+
+    // Collected at the store: the card is captured.
+    work(&t, &shop, id, json!({"type": "accept", "prep_time": 10})).await;
+    work(&t, &shop, id, json!({"type": "mark_ready"})).await;
+    let collected = work(&t, &shop, id, json!({"type": "pick_up"})).await;
+    assert_eq!(collected["payment_status"], "captured");
+    assert_eq!(standin.intent(&reference)["status"], "succeeded");
+}

@@ -1,0 +1,544 @@
+//! A local stand-in for Stripe's API, for tests: Stripe cannot be reached from here.
+//!
+//! It serves, on a loopback port, the endpoints the adapter calls, with the requests and
+//! responses Stripe documents (https://docs.stripe.com/api): form-encoded bodies, `Authorization:
+//! Bearer sk_…` (401 `authentication_error` otherwise), JSON objects and `{"error": {...}}`
+//! errors, and idempotency keys — the same key with the same parameters replays the first
+//! response (errors included), the same key with other parameters is a 400
+//! `idempotency_error`. Test payment methods behave like Stripe's:
+//! `pm_card_visa` authorizes (`requires_capture`), `pm_card_chargeDeclined` is a 402
+//! `card_error` with `decline_code=generic_decline`, `pm_card_threeDSecure2Required` needs
+//! customer action (`requires_action` with a client secret).
+//!
+//! [`StandIn::fail_next`] answers the next requests with a 500 `api_error` before any work is
+//! done (nothing is stored under the idempotency key, as when Stripe fails before the endpoint
+//! starts executing), with `Stripe-Should-Retry: true`.
+//!
+//! It also signs webhook events as Stripe does ([`signed_event`]) and delivers them to a webhook
+//! endpoint over HTTP ([`deliver`]).
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use serde_json::{json, Value};
+
+/// The secret key tests configure the adapter with.
+pub const SECRET_KEY: &str = "sk_test_standin_0123456789";
+
+/// A running stand-in.
+#[derive(Clone)]
+pub struct StandIn {
+    /// `http://127.0.0.1:<port>`.
+    pub base_url: String,
+    state: Arc<Mutex<Inner>>,
+}
+
+#[derive(Default)]
+struct Inner {
+    intents: HashMap<String, Value>,
+    charges: HashMap<String, Value>,
+    refunds: HashMap<String, Value>,
+    /// key → (fingerprint of method, path and parameters, status, body)
+    idempotency: HashMap<String, (String, u16, Value)>,
+    fail_next: usize,
+    /// Every request: (method, path).
+    log: Vec<(String, String)>,
+    counter: u64,
+}
+
+impl Inner {
+    fn id(&mut self, prefix: &str) -> String {
+        self.counter += 1;
+        format!("{prefix}_standin{:08}", self.counter)
+    }
+}
+
+type Reply = (u16, Value);
+
+fn error(status: u16, kind: &str, code: Option<&str>, message: &str) -> Reply {
+    let mut e = json!({ "type": kind, "message": message });
+    if let Some(code) = code {
+        e["code"] = json!(code);
+    }
+    (status, json!({ "error": e }))
+}
+
+impl StandIn {
+    /// Starts the stand-in on a loopback port.
+    pub async fn start() -> StandIn {
+        let state = Arc::new(Mutex::new(Inner::default()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base_url = format!("http://{}", listener.local_addr().unwrap());
+        let router = Router::new().fallback(dispatch).with_state(state.clone());
+        tokio::spawn(async move {
+            axum::serve(listener, router).await.unwrap();
+        });
+        StandIn { base_url, state }
+    }
+
+    /// Answers the next `n` requests with a 500 before doing anything.
+    pub fn fail_next(&self, n: usize) {
+        self.state.lock().unwrap().fail_next = n;
+    }
+
+    /// How many PaymentIntents exist.
+    pub fn intents_created(&self) -> usize {
+        self.state.lock().unwrap().intents.len()
+    }
+
+    /// A PaymentIntent as stored.
+    pub fn intent(&self, id: &str) -> Value {
+        self.state.lock().unwrap().intents[id].clone()
+    }
+
+    /// How many requests were `method path` (path without query).
+    pub fn requests(&self, method: &str, path: &str) -> usize {
+        self.state
+            .lock()
+            .unwrap()
+            .log
+            .iter()
+            .filter(|(m, p)| m == method && p == path)
+            .count()
+    }
+}
+
+async fn dispatch(
+    State(state): State<Arc<Mutex<Inner>>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut inner = state.lock().unwrap();
+    let path = uri.path().to_owned();
+    inner.log.push((method.to_string(), path.clone()));
+    if inner.fail_next > 0 {
+        inner.fail_next -= 1;
+        let (status, body) = error(500, "api_error", None, "An unknown error occurred");
+        let mut response = reply((status, body));
+        response
+            .headers_mut()
+            .insert("stripe-should-retry", "true".parse().unwrap());
+        return response;
+    }
+    let authorized = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == format!("Bearer {SECRET_KEY}"));
+    if !authorized {
+        return reply(error(
+            401,
+            "authentication_error",
+            None,
+            "Invalid API Key provided",
+        ));
+    }
+    let query: Vec<(String, String)> =
+        serde_urlencoded::from_str(uri.query().unwrap_or("")).unwrap_or_default();
+    if method == Method::GET {
+        return reply(get(&inner, &path, &query));
+    }
+    if method != Method::POST {
+        return reply(error(
+            404,
+            "invalid_request_error",
+            None,
+            "Unrecognized request URL",
+        ));
+    }
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !body.is_empty() && !content_type.starts_with("application/x-www-form-urlencoded") {
+        return reply(error(
+            400,
+            "invalid_request_error",
+            None,
+            "Invalid request: bodies must be form-encoded",
+        ));
+    }
+    let mut params: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap();
+    params.sort();
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let fingerprint = format!("{method} {path} {params:?}");
+    if let Some(key) = &key {
+        if let Some((seen, status, body)) = inner.idempotency.get(key) {
+            if *seen == fingerprint {
+                let (status, body) = (*status, body.clone());
+                let mut response = reply((status, body));
+                response
+                    .headers_mut()
+                    .insert("idempotent-replayed", "true".parse().unwrap());
+                return response;
+            }
+            return reply(error(
+                400,
+                "idempotency_error",
+                None,
+                &format!(
+                    "Keys for idempotent requests can only be used with the same parameters they were first used with. Try using a key other than '{key}' if you meant to execute a different request."
+                ),
+            ));
+        }
+    }
+    let params: HashMap<String, String> = params.into_iter().collect();
+    let result = post(&mut inner, &path, &params);
+    if let Some(key) = key {
+        inner
+            .idempotency
+            .insert(key, (fingerprint, result.0, result.1.clone()));
+    }
+    reply(result)
+}
+
+fn reply((status, body): Reply) -> Response {
+    (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response()
+}
+
+fn segments(path: &str) -> Vec<&str> {
+    path.trim_matches('/').split('/').collect()
+}
+
+fn get(inner: &Inner, path: &str, query: &[(String, String)]) -> Reply {
+    match segments(path).as_slice() {
+        ["v1", "payment_intents", id] => match inner.intents.get(*id) {
+            Some(intent) => {
+                let mut intent = intent.clone();
+                let expand = query
+                    .iter()
+                    .any(|(k, v)| k.starts_with("expand") && v == "latest_charge");
+                if expand {
+                    if let Some(charge) = intent["latest_charge"].as_str() {
+                        intent["latest_charge"] = inner.charges[charge].clone();
+                    }
+                }
+                (200, intent)
+            }
+            None => missing("payment_intent", id),
+        },
+        _ => error(
+            404,
+            "invalid_request_error",
+            None,
+            "Unrecognized request URL",
+        ),
+    }
+}
+
+fn missing(kind: &str, id: &str) -> Reply {
+    error(
+        404,
+        "invalid_request_error",
+        Some("resource_missing"),
+        &format!("No such {kind}: '{id}'"),
+    )
+}
+
+fn post(inner: &mut Inner, path: &str, params: &HashMap<String, String>) -> Reply {
+    match segments(path).as_slice() {
+        ["v1", "payment_intents"] => create_intent(inner, params),
+        ["v1", "payment_intents", id, "capture"] => capture(inner, id, params),
+        ["v1", "payment_intents", id, "cancel"] => cancel(inner, id),
+        ["v1", "refunds"] => refund(inner, params),
+        _ => error(
+            404,
+            "invalid_request_error",
+            None,
+            "Unrecognized request URL",
+        ),
+    }
+}
+
+fn create_intent(inner: &mut Inner, params: &HashMap<String, String>) -> Reply {
+    let Some(amount) = params.get("amount").and_then(|a| a.parse::<i64>().ok()) else {
+        return error(
+            400,
+            "invalid_request_error",
+            Some("parameter_missing"),
+            "Missing required param: amount.",
+        );
+    };
+    let Some(currency) = params.get("currency") else {
+        return error(
+            400,
+            "invalid_request_error",
+            Some("parameter_missing"),
+            "Missing required param: currency.",
+        );
+    };
+    if currency != &currency.to_lowercase() || currency.len() != 3 {
+        return error(
+            400,
+            "invalid_request_error",
+            Some("parameter_invalid_string"),
+            "Invalid currency",
+        );
+    }
+    let metadata: serde_json::Map<String, Value> = params
+        .iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix("metadata[")
+                .and_then(|k| k.strip_suffix(']'))
+                .map(|k| (k.to_owned(), json!(v)))
+        })
+        .collect();
+    let id = inner.id("pi");
+    let manual = params.get("capture_method").map(String::as_str) == Some("manual");
+    let mut intent = json!({
+        "id": id,
+        "object": "payment_intent",
+        "amount": amount,
+        "amount_capturable": 0,
+        "amount_received": 0,
+        "currency": currency,
+        "capture_method": params.get("capture_method").cloned().unwrap_or_else(|| "automatic".into()),
+        "client_secret": format!("{id}_secret_standin"),
+        "confirmation_method": "automatic",
+        "latest_charge": null,
+        "last_payment_error": null,
+        "livemode": false,
+        "metadata": metadata,
+        "next_action": null,
+        "payment_method": params.get("payment_method"),
+        "receipt_email": params.get("receipt_email"),
+        "status": "requires_payment_method",
+    });
+    let confirm = params.get("confirm").map(String::as_str) == Some("true");
+    if confirm {
+        match params.get("payment_method").map(String::as_str) {
+            Some("pm_card_visa") if manual => {
+                intent["status"] = json!("requires_capture");
+                intent["amount_capturable"] = json!(amount);
+            }
+            Some("pm_card_visa") => {
+                intent["status"] = json!("succeeded");
+                intent["amount_received"] = json!(amount);
+            }
+            Some("pm_card_chargeDeclined") => {
+                let e = json!({
+                    "type": "card_error",
+                    "code": "card_declined",
+                    "decline_code": "generic_decline",
+                    "message": "Your card was declined.",
+                });
+                intent["last_payment_error"] = e.clone();
+                inner.intents.insert(id.clone(), intent.clone());
+                let mut body = json!({ "error": e });
+                body["error"]["payment_intent"] = intent;
+                return (402, body);
+            }
+            Some("pm_card_threeDSecure2Required") => {
+                intent["status"] = json!("requires_action");
+                intent["next_action"] = json!({ "type": "use_stripe_sdk", "use_stripe_sdk": {} });
+            }
+            Some(other) => {
+                return error(
+                    400,
+                    "invalid_request_error",
+                    Some("resource_missing"),
+                    &format!("No such PaymentMethod: '{other}'"),
+                )
+            }
+            None => {
+                return error(
+                    400,
+                    "invalid_request_error",
+                    Some("payment_intent_unexpected_state"),
+                    "You cannot confirm this PaymentIntent because it's missing a payment method.",
+                )
+            }
+        }
+    }
+    inner.intents.insert(id, intent.clone());
+    (200, intent)
+}
+
+fn unexpected_state(intent: &Value, action: &str) -> Reply {
+    error(
+        400,
+        "invalid_request_error",
+        Some("payment_intent_unexpected_state"),
+        &format!(
+            "This PaymentIntent could not be {action} because it has a status of {}.",
+            intent["status"].as_str().unwrap_or("")
+        ),
+    )
+}
+
+fn capture(inner: &mut Inner, id: &str, params: &HashMap<String, String>) -> Reply {
+    let Some(mut intent) = inner.intents.get(id).cloned() else {
+        return missing("payment_intent", id);
+    };
+    if intent["status"] != "requires_capture" {
+        return unexpected_state(&intent, "captured");
+    }
+    let capturable = intent["amount_capturable"].as_i64().unwrap();
+    let amount = match params.get("amount_to_capture") {
+        Some(a) => a.parse::<i64>().unwrap_or(-1),
+        None => capturable,
+    };
+    if amount <= 0 || amount > capturable {
+        return error(
+            400,
+            "invalid_request_error",
+            Some("amount_too_large"),
+            "The amount to capture must be positive and at most the amount capturable.",
+        );
+    }
+    let charge_id = inner.id("ch");
+    let charge = json!({
+        "id": charge_id,
+        "object": "charge",
+        "amount": intent["amount"],
+        "amount_captured": amount,
+        "amount_refunded": 0,
+        "captured": true,
+        "currency": intent["currency"],
+        "payment_intent": id,
+        "refunded": false,
+        "status": "succeeded",
+    });
+    inner.charges.insert(charge_id.clone(), charge);
+    intent["status"] = json!("succeeded");
+    intent["amount_capturable"] = json!(0);
+    intent["amount_received"] = json!(amount);
+    intent["latest_charge"] = json!(charge_id);
+    inner.intents.insert(id.to_owned(), intent.clone());
+    (200, intent)
+}
+
+fn cancel(inner: &mut Inner, id: &str) -> Reply {
+    let Some(mut intent) = inner.intents.get(id).cloned() else {
+        return missing("payment_intent", id);
+    };
+    let cancelable = [
+        "requires_payment_method",
+        "requires_capture",
+        "requires_confirmation",
+        "requires_action",
+        "processing",
+    ];
+    if !cancelable.contains(&intent["status"].as_str().unwrap_or("")) {
+        return unexpected_state(&intent, "canceled");
+    }
+    intent["status"] = json!("canceled");
+    intent["amount_capturable"] = json!(0);
+    intent["cancellation_reason"] = json!("requested_by_customer");
+    inner.intents.insert(id.to_owned(), intent.clone());
+    (200, intent)
+}
+
+fn refund(inner: &mut Inner, params: &HashMap<String, String>) -> Reply {
+    let Some(id) = params.get("payment_intent") else {
+        return error(
+            400,
+            "invalid_request_error",
+            Some("parameter_missing"),
+            "One of the following params should be provided for this request: payment_intent or charge.",
+        );
+    };
+    let Some(intent) = inner.intents.get(id).cloned() else {
+        return missing("payment_intent", id);
+    };
+    let Some(charge_id) = intent["latest_charge"].as_str().map(str::to_owned) else {
+        return error(
+            400,
+            "invalid_request_error",
+            Some("charge_not_captured"),
+            "This PaymentIntent does not have a successful charge to refund.",
+        );
+    };
+    let mut charge = inner.charges[&charge_id].clone();
+    let remaining =
+        charge["amount_captured"].as_i64().unwrap() - charge["amount_refunded"].as_i64().unwrap();
+    let amount = match params.get("amount") {
+        Some(a) => a.parse::<i64>().unwrap_or(-1),
+        None => remaining,
+    };
+    if amount <= 0 || amount > remaining {
+        return error(
+            400,
+            "invalid_request_error",
+            Some("amount_too_large"),
+            &format!("Refund amount ({amount}) is greater than unrefunded amount on charge ({remaining})"),
+        );
+    }
+    let refunded = charge["amount_refunded"].as_i64().unwrap() + amount;
+    charge["amount_refunded"] = json!(refunded);
+    charge["refunded"] = json!(refunded == charge["amount_captured"].as_i64().unwrap());
+    inner.charges.insert(charge_id.clone(), charge);
+    let refund_id = inner.id("re");
+    let refund = json!({
+        "id": refund_id,
+        "object": "refund",
+        "amount": amount,
+        "charge": charge_id,
+        "currency": intent["currency"],
+        "payment_intent": id,
+        "status": "succeeded",
+    });
+    inner.refunds.insert(refund_id, refund.clone());
+    (200, refund)
+}
+
+/// A Stripe event object about `object` (a PaymentIntent or a charge).
+pub fn event(id: &str, kind: &str, created: i64, object: Value) -> Value {
+    json!({
+        "id": id,
+        "object": "event",
+        "api_version": "2024-06-20",
+        "created": created,
+        "livemode": false,
+        "pending_webhooks": 1,
+        "type": kind,
+        "data": { "object": object },
+    })
+}
+
+/// The body and `Stripe-Signature` header Stripe would send for `event`, signed at `timestamp`.
+pub fn signed_event(secret: &str, timestamp: i64, event: &Value) -> (String, String) {
+    use hmac::{Hmac, Mac};
+    // Signed here independently of the server's code, as Stripe documents it.
+    let body = event.to_string();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{timestamp}.{body}").as_bytes());
+    let signature = hex::encode(mac.finalize().into_bytes());
+    (body, format!("t={timestamp},v1={signature}"))
+}
+
+/// Delivers `event` to a webhook endpoint over HTTP, signed now (Unix seconds `timestamp`), with
+/// the headers Stripe sends; returns the status and the JSON body.
+pub async fn deliver(
+    url: &str,
+    secret: &str,
+    timestamp: i64,
+    event: &Value,
+) -> (reqwest::StatusCode, Value) {
+    let (body, signature) = signed_event(secret, timestamp, event);
+    let response = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json; charset=utf-8")
+        .header(
+            "user-agent",
+            "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+        )
+        .header("stripe-signature", signature)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
