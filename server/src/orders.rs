@@ -241,6 +241,7 @@ fn parse(req: &CheckoutRequest, guest: bool) -> Result<Parsed> {
 #[derive(FromRow)]
 struct StoreRow {
     name: String,
+    subdomain: String,
     currency: String,
     time_zone: String,
     latitude: f64,
@@ -263,7 +264,7 @@ struct StoreRow {
 
 async fn store(tx: &mut Tx, business: BusinessId) -> Result<StoreRow> {
     sqlx::query_as(
-        "SELECT b.name, b.currency, b.time_zone, b.latitude, b.longitude, b.delivery_radius_m, \
+        "SELECT b.name, s.subdomain, b.currency, b.time_zone, b.latitude, b.longitude, b.delivery_radius_m, \
            s.operating_hours, s.is_published, \
            coalesce(c.tax_rate_bps, 0) AS tax_rate_bps, coalesce(c.prices_include_tax, true) AS prices_include_tax, \
            coalesce(c.tax_includes_delivery, false) AS tax_includes_delivery, \
@@ -1142,8 +1143,8 @@ async fn place(
         })
         .collect();
     let tracking_url = format!(
-        "{}/api/v1/orders/{order_id}/tracking?token={token}",
-        app.storefront_url("").trim_end_matches('/')
+        "{}api/v1/orders/{order_id}/tracking?token={token}",
+        app.storefront_url(&priced.store.subdomain)
     );
     let email = json!({
         "template": "order_confirmation",

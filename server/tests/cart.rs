@@ -150,52 +150,50 @@ async fn a_guest_fills_a_cart_with_fresh_prices_and_stock_limits() {
     .expect(StatusCode::OK);
     assert_eq!(view["lines"].as_array().unwrap().len(), 1);
 
-    // Stock, variants and validation.
-    set(
-        &t,
-        "slice-shop",
-        None,
-        Some(&cart),
-        json!({"product_id": pizza, "variant_id": large, "quantity": 3}),
-    )
-    .await
-    .expect_problem(StatusCode::CONFLICT, "conflict");
-    set(
-        &t,
-        "slice-shop",
-        None,
-        Some(&cart),
-        json!({"product_id": pizza, "quantity": 1}),
-    )
-    .await
-    .expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-    set(
-        &t,
-        "slice-shop",
-        None,
-        Some(&cart),
-        json!({"product_id": tea, "variant_id": small, "quantity": 1}),
-    )
-    .await
-    .expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-    set(
-        &t,
-        "slice-shop",
-        None,
-        Some(&cart),
-        json!({"product_id": tea, "quantity": 1000}),
-    )
-    .await
-    .expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-    set(
-        &t,
-        "slice-shop",
-        None,
-        Some(&cart),
-        json!({"product_id": uuid::Uuid::now_v7(), "quantity": 1}),
-    )
-    .await
-    .expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    // Stock, variants and validation: each refused, none changes the cart.
+    let refused = [
+        (
+            json!({"product_id": pizza, "variant_id": large, "quantity": 3}),
+            StatusCode::CONFLICT,
+            "conflict",
+        ),
+        (
+            json!({"product_id": pizza, "quantity": 1}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+        (
+            json!({"product_id": tea, "variant_id": small, "quantity": 1}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+        (
+            json!({"product_id": tea, "quantity": 1000}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+        (
+            json!({"product_id": uuid::Uuid::now_v7(), "quantity": 1}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+    ];
+    for (item, status, code) in refused {
+        set(&t, "slice-shop", None, Some(&cart), item)
+            .await
+            .expect_problem(status, code);
+    }
+    let unchanged = t
+        .send_with(
+            Method::GET,
+            &path("slice-shop", ""),
+            None,
+            None,
+            &[("x-cart-token", &cart)],
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(unchanged["item_count"], 1);
 
     // A price change shows at once; an unpublished product stays in the cart as unavailable.
     t.send(

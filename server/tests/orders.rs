@@ -232,6 +232,12 @@ async fn customer_to_business_flow_with_cash() {
     .unwrap();
     assert_eq!(confirmation["to"], "ann@example.test");
     assert_eq!(confirmation["total"], "33.00 EUR");
+    let link = confirmation["tracking_url"].as_str().unwrap();
+    assert!(
+        link.contains("flow-shop.")
+            && link.contains(&format!("/api/v1/orders/{id}/tracking?token=")),
+        "{link}"
+    );
 
     // The business sees it first on its board and works it.
     let board = t
@@ -984,6 +990,28 @@ async fn the_board_is_live_first_and_pages_with_a_cursor() {
     )
     .await
     .expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    // Staff reject a pending order (cancelling one is the customer's); an accepted one they
+    // cancel with a reason, which both sides see, and its stock is for sale again.
+    t.send(
+        Method::PATCH,
+        &format!("/api/v1/business/orders/{}", ids[2]),
+        Some(&shop.owner),
+        Some(json!({"type": "cancel", "reason": "no driver"})),
+    )
+    .await
+    .expect_problem(StatusCode::CONFLICT, "invalid_transition");
+    let before = stock(&t, &shop).await;
+    let cancelled = work(
+        &t,
+        &shop,
+        &ids[1],
+        json!({"type": "cancel", "reason": "oven broke"}),
+    )
+    .await;
+    assert_eq!(cancelled["status"], "cancelled");
+    assert_eq!(cancelled["cancellation_reason"], "oven broke");
+    assert_eq!(cancelled["payment_status"], "released");
+    assert_eq!(stock(&t, &shop).await, before + 1);
     // A role with orders.read only sees the board but cannot work it.
     t.send(
         Method::POST,
