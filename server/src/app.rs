@@ -171,6 +171,7 @@ pub fn api_router() -> (Router<App>, utoipa::openapi::OpenApi) {
     let router = api::auth::routes(router);
     let router = api::admin::routes(router);
     let router = api::business::routes(router);
+    let router = api::commerce::routes(router);
     let router = api::catalog::routes(router);
     let router = api::storefront::routes(router);
     let router = api::customers::routes(router);

@@ -59,7 +59,10 @@ use crate::auth::{random_secret, secret_hash};
 use crate::context::Ctx;
 use crate::db::{new_id, set_principal, Tx};
 use crate::error::{Error, Result};
-use crate::payments::{Authorization, AuthorizeRequest, PaymentGateway, PaymentRef};
+use crate::payments::ledger::{self, NewFee, NewPayment};
+use crate::payments::{
+    Authorization, AuthorizeRequest, GatewayKind, PaymentGateway, PaymentRef, TransactionStatus,
+};
 
 /// Who checks out.
 #[derive(Clone, Debug)]
@@ -891,6 +894,7 @@ pub async fn checkout(
             token: &token,
             token_hash: &token_hash,
             payment_reference: &payment_reference,
+            gateway: gateway.kind(),
         },
     )
     .await;
@@ -927,6 +931,7 @@ struct Attempt<'a> {
     token: &'a str,
     token_hash: &'a [u8],
     payment_reference: &'a str,
+    gateway: GatewayKind,
 }
 
 async fn release_quietly(gateway: &dyn PaymentGateway, reference: &str, order_id: Uuid) {
@@ -957,6 +962,7 @@ async fn place(
         token,
         token_hash,
         payment_reference,
+        gateway,
     } = attempt;
     let now = app.clock.now();
     let mut s = begin_shopper(app, shopper, Some(token_hash)).await?;
@@ -1086,6 +1092,21 @@ async fn place(
     .bind(deadline)
     .bind(token_hash)
     .execute(&mut *s.tx)
+    .await?;
+    // The ledger's row of the authorization, in the order's own transaction.
+    ledger::record_payment(
+        &mut s.tx,
+        &NewPayment {
+            business_id: business.0,
+            order_id,
+            customer_id: s.customer,
+            amount: quote.total,
+            payment_method: req.payment.as_str(),
+            gateway,
+            gateway_transaction_id: Some(payment_reference),
+            status: TransactionStatus::Authorized,
+        },
+    )
     .await?;
     for (i, line) in quote.lines.iter().enumerate() {
         sqlx::query(
@@ -1299,6 +1320,14 @@ impl OrderRow {
             },
             acceptance_deadline: self.acceptance_deadline,
         })
+    }
+
+    /// What the order costs in all.
+    ///
+    /// # Errors
+    /// An unknown stored currency (never, by the table's constraint).
+    pub fn total(&self) -> Result<Money> {
+        self.money(self.total_minor)
     }
 
     fn money(&self, minor: i64) -> Result<Money> {
@@ -1561,8 +1590,9 @@ pub async fn transition(
     if t.outcome == Outcome::Applied
         && matches!(t.status, OrderStatus::Rejected | OrderStatus::Cancelled)
     {
-        // The goods were never handed over: their stock is for sale again.
-        sqlx::query("SELECT return_order_stock($1, $2)")
+        // The goods were never handed over: their stock is for sale again, and the discount
+        // code's use is given back.
+        sqlx::query("SELECT return_order_stock($1, $2), return_discount_use($1, $2)")
             .bind(business.0)
             .bind(id)
             .execute(&mut **tx)
@@ -1592,11 +1622,21 @@ pub async fn transition(
 }
 
 /// Performs the payment effects of a committed transition through the order's gateway and
-/// records the new payment status in a short transaction begun by `begin`.
+/// records each answer in `tx`, a short transaction begun by the caller right after the commit:
+/// the order's payment status, the ledger row (`completed`, `canceled` or `refunded`; never
+/// moved backwards, so a repeated effect changes nothing) and, on capture, the platform's fee
+/// at the rate of the business's plan. `refund` is the amount to give back for
+/// [`Effect::RefundPayment`]; `None` is all of it.
 ///
 /// # Errors
 /// Database errors. A failing gateway is logged and leaves the payment status as it was.
-pub async fn settle(app: &App, tx: &mut Tx, row: &OrderRow, effects: &[Effect]) -> Result<()> {
+pub async fn settle(
+    app: &App,
+    tx: &mut Tx,
+    row: &OrderRow,
+    effects: &[Effect],
+    refund: Option<Money>,
+) -> Result<()> {
     let Some(reference) = row.payment_reference.clone() else {
         return Ok(());
     };
@@ -1604,58 +1644,201 @@ pub async fn settle(app: &App, tx: &mut Tx, row: &OrderRow, effects: &[Effect]) 
         tracing::warn!(order = %row.id, method = %row.payment_method, "no gateway for the order's payment method");
         return Ok(());
     };
-    let amount = Some(row.money(row.total_minor)?);
+    let total = row.money(row.total_minor)?;
     for effect in effects {
-        let (status, outcome) = match effect {
+        let (status, ledger_status, outcome) = match effect {
             Effect::CapturePayment => (
                 "captured",
+                TransactionStatus::Completed,
                 gateway
                     .capture(PaymentRef {
                         idempotency_key: format!("order:{}:capture", row.id),
                         gateway_payment_id: reference.clone(),
-                        amount,
+                        amount: Some(total),
                     })
                     .await
-                    .map(|_| ()),
+                    .map(|s| Some(s.amount)),
             ),
             Effect::ReleasePayment => (
                 "released",
+                TransactionStatus::Canceled,
                 gateway
                     .cancel(PaymentRef {
                         idempotency_key: format!("order:{}:release", row.id),
                         gateway_payment_id: reference.clone(),
                         amount: None,
                     })
-                    .await,
+                    .await
+                    .map(|()| None),
             ),
             Effect::RefundPayment => (
                 "refunded",
+                TransactionStatus::Refunded,
                 gateway
                     .refund(PaymentRef {
                         idempotency_key: format!("order:{}:refund", row.id),
                         gateway_payment_id: reference.clone(),
-                        amount,
+                        amount: Some(refund.unwrap_or(total)),
                     })
                     .await
-                    .map(|_| ()),
+                    .map(|s| Some(s.amount)),
             ),
             _ => continue,
         };
-        match outcome {
-            Ok(()) => {
-                sqlx::query("UPDATE orders SET payment_status = $3, updated_at = now() WHERE business_id = $1 AND id = $2")
-                    .bind(row.business_id)
-                    .bind(row.id)
-                    .bind(status)
-                    .execute(&mut **tx)
-                    .await?;
-            }
+        let moved = match outcome {
+            Ok(moved) => moved,
             Err(e) => {
-                tracing::warn!(order = %row.id, effect = ?effect, error = %e, "payment effect failed")
+                tracing::warn!(order = %row.id, effect = ?effect, error = %e, "payment effect failed");
+                continue;
             }
+        };
+        sqlx::query("UPDATE orders SET payment_status = $3, updated_at = now() WHERE business_id = $1 AND id = $2")
+            .bind(row.business_id)
+            .bind(row.id)
+            .bind(status)
+            .execute(&mut **tx)
+            .await?;
+        ledger::set_order_payment_status(tx, row.business_id, row.id, ledger_status).await?;
+        if *effect == Effect::RefundPayment {
+            if let Some(amount) = moved {
+                sqlx::query(
+                    "UPDATE payment_transactions SET metadata = metadata || jsonb_build_object('refunded_minor', $3::bigint) \
+                     WHERE business_id = $1 AND order_id = $2 AND status = 'refunded'",
+                )
+                .bind(row.business_id)
+                .bind(row.id)
+                .bind(amount.minor)
+                .execute(&mut **tx)
+                .await?;
+            }
+        }
+        if *effect == Effect::CapturePayment {
+            record_fee(tx, row, total).await?;
         }
     }
     Ok(())
+}
+
+/// The platform's commission on a captured order: the plan's rate (copied into the
+/// subscription) of what the store earned, tips excluded (a tip is the driver's or staff's).
+async fn record_fee(tx: &mut Tx, row: &OrderRow, captured: Money) -> Result<()> {
+    let bps: Option<i32> = sqlx::query_scalar(
+        "SELECT platform_fee_bps FROM business_subscriptions WHERE business_id = $1 AND status <> 'canceled'",
+    )
+    .bind(row.business_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    // Without a live subscription the starter rate, the highest, applies.
+    let bps = bps.map_or(STARTER_PLATFORM_FEE_BPS, i64::from);
+    let base = captured
+        .checked_sub(row.money(row.tip_minor)?)
+        .map_err(Error::unexpected)?;
+    ledger::record_platform_fee(
+        tx,
+        &NewFee {
+            business_id: row.business_id,
+            order_id: row.id,
+            fee_type: ORDER_COMMISSION,
+            base,
+            fee_bps: bps,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// The fee type of the platform's commission on an order.
+pub const ORDER_COMMISSION: &str = "order_commission";
+/// The fee rate when a business has no live subscription (the starter plan's).
+const STARTER_PLATFORM_FEE_BPS: i64 = 500;
+
+// Customer cancellation --------------------------------------------------------------------------
+
+/// A customer cancels their own order through [`order::apply`] with [`Party::Customer`]: a
+/// pending order is cancelled (stock and the discount use given back, the authorization
+/// released); later, the domain turns it into a cancellation request for the store.
+///
+/// Customers never UPDATE orders (row level security), so the order is first looked up as the
+/// customer — another customer's or store's order is a 404 — and the transition is then applied
+/// by the order system principal (`order_worker`, as the acceptance timeout), scoped by hand to
+/// this business, order and customer.
+///
+/// # Errors
+/// `forbidden` for other principals, `not_found`, `invalid_transition`, database errors.
+pub async fn cancel_by_customer(
+    app: &App,
+    ctx: &Ctx,
+    claims: &Claims,
+    id: Uuid,
+    reason: order::Reason,
+) -> Result<TrackingView> {
+    let (mut tx, actor) = app.db.begin_as(claims).await?;
+    let fleetfront_domain::permission::Actor::Customer { customer, business } = actor else {
+        return Err(Error::forbidden("this endpoint is for a store's customers"));
+    };
+    // Row level security shows a customer their own orders only.
+    let visible = find(&mut tx, business, id)
+        .await?
+        .is_some_and(|row| row.customer_id == Some(customer.0));
+    tx.rollback().await?;
+    if !visible {
+        return Err(Error::not_found("order"));
+    }
+
+    let now = app.clock.now();
+    let mut tx = begin_order_system(app, business).await?;
+    let (t, row) = transition(
+        &mut tx,
+        business,
+        id,
+        OrderEvent::Cancel {
+            reason: reason.clone(),
+        },
+        Party::Customer,
+        Some(customer.0),
+        now,
+    )
+    .await?;
+    if row.customer_id != Some(customer.0) {
+        return Err(Error::not_found("order"));
+    }
+    audit::record(
+        &mut tx,
+        ctx,
+        Who {
+            kind: "customer",
+            id: Some(customer.0),
+        },
+        Some(business),
+        Event::ok("order.cancel", "order", id).with_details(json!({
+            "outcome": t.outcome.as_str(), "status": t.status.as_str(), "reason": reason.as_str(),
+        })),
+    )
+    .await?;
+    tx.commit().await?;
+    // Money moves after the status change is committed.
+    let mut tx = begin_order_system(app, business).await?;
+    settle(app, &mut tx, &row, &t.effects, None).await?;
+    tx.commit().await?;
+    // The answer is read as the customer: what they may see of their order.
+    let (mut tx, _) = app.db.begin_as(claims).await?;
+    let row = find(&mut tx, business, id)
+        .await?
+        .ok_or_else(|| Error::not_found("order"))?;
+    let view = tracking(&mut tx, &row).await?;
+    tx.commit().await?;
+    Ok(view)
+}
+
+/// A transaction as the order system (`order_worker`) with its audit rows scoped to `business`.
+async fn begin_order_system(app: &App, business: BusinessId) -> Result<Tx> {
+    let mut tx = app.db.pool.begin().await?;
+    set_principal(&mut tx, "order_worker", None, None, None).await?;
+    sqlx::query("SELECT set_config('app.business_id', $1, true)")
+        .bind(business.0.to_string())
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
 }
 
 // Acceptance timeout ------------------------------------------------------------------------------
@@ -1716,7 +1899,7 @@ pub async fn run_due(app: &App, now: DateTime<Utc>) -> Result<usize> {
         tx.commit().await?;
         let mut tx = app.db.pool.begin().await?;
         set_principal(&mut tx, "order_worker", None, None, None).await?;
-        settle(app, &mut tx, &row, &t.effects).await?;
+        settle(app, &mut tx, &row, &t.effects, None).await?;
         tx.commit().await?;
         handled += 1;
     }

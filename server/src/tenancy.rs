@@ -252,8 +252,8 @@ pub async fn onboard(tx: &mut Tx, app: &App, req: &Onboarding) -> Result<Onboard
     .await?;
     let (start, end) = plan::trial_period(now);
     sqlx::query(
-        "INSERT INTO business_subscriptions (business_id, id, plan_id, status, billing_interval, current_period_start, current_period_end, features_enabled, usage_limits) \
-         VALUES ($1, $2, $3, 'trial', $4, $5, $6, $7, $8)",
+        "INSERT INTO business_subscriptions (business_id, id, plan_id, status, billing_interval, current_period_start, current_period_end, features_enabled, usage_limits, platform_fee_bps) \
+         VALUES ($1, $2, $3, 'trial', $4, $5, $6, $7, $8, (SELECT platform_fee_bps FROM subscription_plans WHERE id = $3))",
     )
     .bind(business.0)
     .bind(new_id())

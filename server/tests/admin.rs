@@ -622,6 +622,14 @@ async fn patching_a_business_changes_details_and_plan_within_limits() {
     let t = TestApp::new().await;
     let admin = t.admin_token().await;
     let (id, owner) = t.business(&admin, "growing-shop", "starter").await;
+    let starter_bps: i32 = sqlx::query_scalar(
+        "SELECT platform_fee_bps FROM business_subscriptions WHERE business_id = $1",
+    )
+    .bind(id)
+    .fetch_one(&t.db.pools.owner)
+    .await
+    .unwrap();
+    assert_eq!(starter_bps, 500, "onboarding copies the plan's fee rate");
 
     let details = json!({
         "name": "Growing Shop Oy", "contact_phone": "+358 40 765 4321",
@@ -668,6 +676,25 @@ async fn patching_a_business_changes_details_and_plan_within_limits() {
     assert_eq!(entitled.0, "growth");
     assert_eq!(entitled.1["staff_seats"], 10);
     assert_eq!(entitled.2["custom_domain"], true);
+    // The platform fee rate is copied like the limits: starter 5 %, growth 4 %.
+    let fee_bps = || async {
+        sqlx::query_scalar::<_, i32>(
+            "SELECT platform_fee_bps FROM business_subscriptions WHERE business_id = $1 AND status <> 'canceled'",
+        )
+        .bind(id)
+        .fetch_one(&t.db.pools.owner)
+        .await
+        .unwrap()
+    };
+    assert_eq!(fee_bps().await, 400);
+    patch_business(&t, &admin, id, json!({"billing_interval": "yearly"}))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        fee_bps().await,
+        400,
+        "a change without a plan keeps the rate"
+    );
 
     // Four members do not fit the starter plan's three seats; nothing of the update is kept.
     for n in 1..=3 {

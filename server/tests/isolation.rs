@@ -727,6 +727,8 @@ async fn http_cross_tenant_access_is_404_and_audited() {
         "/api/v1/business/products",
         "/api/v1/business/categories",
         "/api/v1/business/orders",
+        "/api/v1/business/commerce-settings",
+        "/api/v1/business/discount-codes",
     ] {
         let body = t
             .send(Method::GET, path, Some(&w.a_owner), None)
@@ -770,7 +772,23 @@ async fn http_cross_tenant_access_is_404_and_audited() {
         .fetch_one(&t.db.pools.owner)
         .await
         .unwrap();
+    let b_code: Uuid =
+        sqlx::query_scalar("SELECT id FROM discount_codes WHERE business_id = $1 LIMIT 1")
+            .bind(w.b)
+            .fetch_one(&t.db.pools.owner)
+            .await
+            .unwrap();
     let cases = cases.into_iter().chain([
+        (
+            Method::PATCH,
+            format!("/api/v1/business/discount-codes/{b_code}"),
+            Some(json!({"amount_minor": 1})),
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/business/discount-codes/{b_code}"),
+            None,
+        ),
         (
             Method::GET,
             format!("/api/v1/business/orders/{b_order}"),

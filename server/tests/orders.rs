@@ -164,6 +164,8 @@ async fn written(t: &TestApp, business: Uuid) -> Vec<i64> {
         "order_tracking_events",
         "idempotency_keys",
         "outbox_messages",
+        "payment_transactions",
+        "platform_fees",
     ] {
         counts.push(
             count(
@@ -731,6 +733,11 @@ async fn pending_orders_past_the_acceptance_window_are_rejected() {
         reason.as_deref(),
         Some(fleetfront_domain::order::ACCEPTANCE_TIMEOUT_REASON)
     );
+    assert_eq!(
+        ledger(&t, &shop, &id.to_string()).await[0].0,
+        "canceled",
+        "the timeout's release reaches the ledger"
+    );
     let by: String = sqlx::query_scalar(
         "SELECT by_party FROM order_status_history WHERE business_id = $1 AND order_id = $2 AND to_status = 'rejected'",
     )
@@ -1112,7 +1119,713 @@ async fn card_checkout_authorizes_once_and_captures_on_collection() {
     // Collected at the store: the card is captured.
     work(&t, &shop, id, json!({"type": "accept", "prep_time": 10})).await;
     work(&t, &shop, id, json!({"type": "mark_ready"})).await;
+    assert_eq!(
+        ledger(&t, &shop, id).await,
+        vec![(
+            "authorized".to_owned(),
+            1500,
+            "stripe".to_owned(),
+            Some(reference.clone())
+        )],
+        "checkout records the authorization with the order"
+    );
     let collected = work(&t, &shop, id, json!({"type": "pick_up"})).await;
     assert_eq!(collected["payment_status"], "captured");
     assert_eq!(standin.intent(&reference)["status"], "succeeded");
+    assert_eq!(
+        ledger(&t, &shop, id).await,
+        vec![(
+            "completed".to_owned(),
+            1500,
+            "stripe".to_owned(),
+            Some(reference.clone())
+        )]
+    );
+    // Growth plan: 4 % of 15.00.
+    assert_eq!(fees(&t, &shop, id).await, vec![(1500, 400, 60)]);
+
+    // Refunded through Stripe, partly: the ledger follows.
+    let elevated = elevate(&t, &shop.owner, "refund").await;
+    let refunded = refund(
+        &t,
+        &shop.owner,
+        Some(&elevated),
+        id,
+        json!({"reason": "late", "amount_minor": 500}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert_eq!(refunded["payment_status"], "refunded");
+    assert_eq!(ledger(&t, &shop, id).await[0].0, "refunded");
+    assert_eq!(
+        standin.requests("POST", "/v1/refunds"),
+        1,
+        "one refund at the provider"
+    );
+
+    // A rejected card order's authorization is released, and the ledger says so.
+    let other = place(&t, &ann, "card-4", card(1500, "pm_card_visa"))
+        .await
+        .expect(StatusCode::CREATED);
+    let other = other["id"].as_str().unwrap();
+    let rejected = work(
+        &t,
+        &shop,
+        other,
+        json!({"type": "reject", "reason": "kitchen closed early"}),
+    )
+    .await;
+    assert_eq!(rejected["payment_status"], "released");
+    let ledger_rows = ledger(&t, &shop, other).await;
+    assert_eq!(ledger_rows.len(), 1);
+    assert_eq!(ledger_rows[0].0, "canceled");
+    assert_eq!(
+        standin.intent(ledger_rows[0].3.as_deref().unwrap())["status"],
+        "canceled"
+    );
+    assert!(
+        fees(&t, &shop, other).await.is_empty(),
+        "no fee on a released payment"
+    );
+}
+
+/// The ledger rows of an order: (status, amount, gateway, gateway id).
+async fn ledger(
+    t: &TestApp,
+    shop: &Shop,
+    order: &str,
+) -> Vec<(String, i64, String, Option<String>)> {
+    sqlx::query_as(
+        "SELECT status, amount_minor, payment_gateway, gateway_transaction_id FROM payment_transactions \
+         WHERE business_id = $1 AND order_id = $2::uuid ORDER BY created_at, id",
+    )
+    .bind(shop.business)
+    .bind(order)
+    .fetch_all(&t.db.pools.owner)
+    .await
+    .unwrap()
+}
+
+/// The platform fee rows of an order: (base, bps, fee).
+async fn fees(t: &TestApp, shop: &Shop, order: &str) -> Vec<(i64, i32, i64)> {
+    sqlx::query_as(
+        "SELECT base_amount_minor, fee_bps, fee_amount_minor FROM platform_fees \
+         WHERE business_id = $1 AND order_id = $2::uuid AND fee_type = 'order_commission'",
+    )
+    .bind(shop.business)
+    .bind(order)
+    .fetch_all(&t.db.pools.owner)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_collected_cash_order_has_one_completed_payment_and_one_fee() {
+    let t = TestApp::new().await;
+    let shop = shop(&t, "cash-ledger", 5).await;
+    let ann = customer(&t, &shop, "ann@example.test").await;
+    let mut body = pickup(&shop, 2, 3000 + 200);
+    body["tip_minor"] = json!(200);
+    let order = place(&t, &ann, "cash-1", body)
+        .await
+        .expect(StatusCode::CREATED);
+    let id = order["id"].as_str().unwrap();
+    let placed = ledger(&t, &shop, id).await;
+    assert_eq!(placed.len(), 1);
+    assert_eq!(
+        (placed[0].0.as_str(), placed[0].1, placed[0].2.as_str()),
+        ("authorized", 3200, "cash")
+    );
+    assert!(
+        fees(&t, &shop, id).await.is_empty(),
+        "no fee before the money is taken"
+    );
+
+    work(&t, &shop, id, json!({"type": "accept", "prep_time": 10})).await;
+    work(&t, &shop, id, json!({"type": "mark_ready"})).await;
+    let collected = work(&t, &shop, id, json!({"type": "pick_up"})).await;
+    assert_eq!(collected["payment_status"], "captured");
+    let done = ledger(&t, &shop, id).await;
+    assert_eq!(done.len(), 1, "exactly one payment row");
+    assert_eq!((done[0].0.as_str(), done[0].1), ("completed", 3200));
+    // Growth plan, 4 % of what the store earned (the tip is not commissioned): 4 % of 30.00.
+    assert_eq!(fees(&t, &shop, id).await, vec![(3000, 400, 120)]);
+    // A late repeat of the collection changes nothing.
+    t.send(
+        Method::PATCH,
+        &format!("/api/v1/business/orders/{id}"),
+        Some(&shop.owner),
+        Some(json!({"type": "pick_up"})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert_eq!(ledger(&t, &shop, id).await.len(), 1);
+    assert_eq!(fees(&t, &shop, id).await.len(), 1);
+}
+
+/// An elevated token for `action` of the signed-in staff member, after setting their PIN.
+async fn elevate(t: &TestApp, access: &str, action: &str) -> String {
+    t.send(
+        Method::PUT,
+        "/api/v1/auth/pin",
+        Some(access),
+        Some(json!({"pin": "2580", "password": PASSWORD})),
+    )
+    .await;
+    t.send(
+        Method::POST,
+        "/api/v1/auth/pin/verify",
+        Some(access),
+        Some(json!({"pin": "2580", "action": action})),
+    )
+    .await
+    .expect(StatusCode::OK)["elevated_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn refund(
+    t: &TestApp,
+    token: &str,
+    elevated: Option<&str>,
+    order: &str,
+    body: Value,
+) -> common::Reply {
+    let headers: Vec<(&str, &str)> = elevated
+        .map(|e| ("x-fleetfront-elevation", e))
+        .into_iter()
+        .collect();
+    t.send_with(
+        Method::POST,
+        &format!("/api/v1/business/orders/{order}/refund"),
+        Some(token),
+        Some(body),
+        &headers,
+    )
+    .await
+}
+
+/// A collected cash pickup order of `shop` (total 15.00); returns its id.
+async fn collected(t: &TestApp, shop: &Shop, key: &str) -> String {
+    let order = place_guest(t, key, guest(shop, pickup(shop, 1, 1500)))
+        .await
+        .expect(StatusCode::CREATED);
+    let id = order["id"].as_str().unwrap().to_owned();
+    work(t, shop, &id, json!({"type": "accept", "prep_time": 10})).await;
+    work(t, shop, &id, json!({"type": "mark_ready"})).await;
+    work(t, shop, &id, json!({"type": "pick_up"})).await;
+    id
+}
+
+#[tokio::test]
+async fn refunds_need_the_permission_and_a_pin_elevated_token() {
+    let t = TestApp::new().await;
+    let shop = shop(&t, "refund-shop", 5).await;
+    let id = collected(&t, &shop, "r-1").await;
+    let why = json!({"reason": "the pizza was cold"});
+
+    // Not through the order board, which needs neither the permission nor the PIN.
+    t.send(
+        Method::PATCH,
+        &format!("/api/v1/business/orders/{id}"),
+        Some(&shop.owner),
+        Some(json!({"type": "refund", "reason": "sneaky"})),
+    )
+    .await
+    .expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    // Without elevation.
+    refund(&t, &shop.owner, None, &id, why.clone())
+        .await
+        .expect_problem(StatusCode::FORBIDDEN, "elevation_required");
+    // Elevated for another action.
+    let other = elevate(&t, &shop.owner, "role_change").await;
+    refund(&t, &shop.owner, Some(&other), &id, why.clone())
+        .await
+        .expect_problem(StatusCode::FORBIDDEN, "elevation_required");
+    assert_eq!(ledger(&t, &shop, &id).await[0].0, "completed");
+
+    // A staff member without payments.refund, even elevated.
+    t.send(
+        Method::POST,
+        "/api/v1/business/staff",
+        Some(&shop.owner),
+        Some(json!({"email": "clerk@refund-shop.test", "full_name": "Clerk", "role": "staff", "password": PASSWORD})),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    let clerk = t.login("clerk@refund-shop.test", PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let clerk_elevated = elevate(&t, &clerk, "refund").await;
+    refund(&t, &clerk, Some(&clerk_elevated), &id, why.clone())
+        .await
+        .expect_problem(StatusCode::FORBIDDEN, "forbidden");
+
+    // Validation: blank reason, too large an amount, unknown fields.
+    let elevated = elevate(&t, &shop.owner, "refund").await;
+    refund(
+        &t,
+        &shop.owner,
+        Some(&elevated),
+        &id,
+        json!({"reason": " "}),
+    )
+    .await
+    .expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    refund(
+        &t,
+        &shop.owner,
+        Some(&elevated),
+        &id,
+        json!({"reason": "x", "amount_minor": 1501}),
+    )
+    .await
+    .expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    refund(
+        &t,
+        &shop.owner,
+        Some(&elevated),
+        &id,
+        json!({"reason": "x", "status": "refunded"}),
+    )
+    .await
+    .expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(ledger(&t, &shop, &id).await[0].0, "completed");
+
+    // Elevated owner: refunded, through the state machine, into the ledger and the audit log.
+    let refunded = refund(&t, &shop.owner, Some(&elevated), &id, why.clone())
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(refunded["status"], "refunded");
+    assert_eq!(refunded["payment_status"], "refunded");
+    let rows = ledger(&t, &shop, &id).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0].0.as_str(), rows[0].1), ("refunded", 1500));
+    assert_eq!(
+        count(
+            &t,
+            "SELECT count(*) FROM audit_log WHERE business_id = $1 AND action = 'order.refund'",
+            shop.business
+        )
+        .await,
+        1
+    );
+    let reason: Option<String> = sqlx::query_scalar(
+        "SELECT reason FROM order_status_history WHERE business_id = $1 AND order_id = $2::uuid AND to_status = 'refunded'",
+    )
+    .bind(shop.business)
+    .bind(&id)
+    .fetch_one(&t.db.pools.owner)
+    .await
+    .unwrap();
+    assert_eq!(reason.as_deref(), Some("the pizza was cold"));
+
+    // Twice, or an order not complete yet: 409.
+    refund(&t, &shop.owner, Some(&elevated), &id, why.clone())
+        .await
+        .expect_problem(StatusCode::CONFLICT, "invalid_transition");
+    let pending = place_guest(&t, "r-2", guest(&shop, pickup(&shop, 1, 1500)))
+        .await
+        .expect(StatusCode::CREATED);
+    refund(
+        &t,
+        &shop.owner,
+        Some(&elevated),
+        pending["id"].as_str().unwrap(),
+        why.clone(),
+    )
+    .await
+    .expect_problem(StatusCode::CONFLICT, "invalid_transition");
+
+    // A partial refund is recorded with its amount.
+    let second = collected(&t, &shop, "r-3").await;
+    refund(
+        &t,
+        &shop.owner,
+        Some(&elevated),
+        &second,
+        json!({"reason": "one slice missing", "amount_minor": 300}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let refunded_minor: i64 = sqlx::query_scalar(
+        "SELECT (metadata->>'refunded_minor')::bigint FROM payment_transactions WHERE business_id = $1 AND order_id = $2::uuid",
+    )
+    .bind(shop.business)
+    .bind(&second)
+    .fetch_one(&t.db.pools.owner)
+    .await
+    .unwrap();
+    assert_eq!(refunded_minor, 300);
+}
+
+#[tokio::test]
+async fn refunding_another_stores_order_is_not_found_and_audited() {
+    let t = TestApp::new().await;
+    let a = shop(&t, "a-refund", 5).await;
+    let b = shop(&t, "b-refund", 5).await;
+    let b_id = collected(&t, &b, "b-1").await;
+    let elevated = elevate(&t, &a.owner, "refund").await;
+    let denied = "SELECT count(*) FROM audit_log WHERE business_id = $1 AND outcome = 'denied'";
+    let before = count(&t, denied, a.business).await;
+    refund(
+        &t,
+        &a.owner,
+        Some(&elevated),
+        &b_id,
+        json!({"reason": "not mine"}),
+    )
+    .await
+    .expect_problem(StatusCode::NOT_FOUND, "not_found");
+    assert_eq!(count(&t, denied, a.business).await, before + 1);
+    assert_eq!(ledger(&t, &b, &b_id).await[0].0, "completed");
+}
+
+#[tokio::test]
+async fn commerce_settings_and_discount_codes_drive_the_next_checkout() {
+    let t = TestApp::new().await;
+    let shop = shop(&t, "policy-shop", 10).await;
+    let ann = customer(&t, &shop, "ann@example.test").await;
+    let settings = t
+        .send(
+            Method::GET,
+            "/api/v1/business/commerce-settings",
+            Some(&shop.owner),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(settings["tax_rate_bps"], 2400);
+    assert_eq!(settings["acceptance_window_secs"], 180);
+
+    // Invalid changes are refused field by field and change nothing.
+    for bad in [
+        json!({"tax_rate_bps": 10001}),
+        json!({"acceptance_window_secs": 5}),
+        json!({"delivery_base_fee_minor": -1}),
+        json!({"delivery_max_distance_m": 10}),
+        json!({"offers_delivery": false, "offers_pickup": false}),
+        json!({"business_id": shop.business}),
+    ] {
+        t.send(
+            Method::PATCH,
+            "/api/v1/business/commerce-settings",
+            Some(&shop.owner),
+            Some(bad.clone()),
+        )
+        .await
+        .expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    }
+    // Turning pickup off where delivery is already off is refused against the stored state.
+    t.send(
+        Method::PATCH,
+        "/api/v1/business/commerce-settings",
+        Some(&shop.owner),
+        Some(json!({"offers_delivery": false})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    t.send(
+        Method::PATCH,
+        "/api/v1/business/commerce-settings",
+        Some(&shop.owner),
+        Some(json!({"offers_pickup": false})),
+    )
+    .await
+    .expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+
+    // 10 % on top of the prices from now on.
+    let changed = t
+        .send(
+            Method::PATCH,
+            "/api/v1/business/commerce-settings",
+            Some(&shop.owner),
+            Some(json!({"tax_rate_bps": 1000, "prices_include_tax": false, "offers_delivery": true, "acceptance_window_secs": 600})),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(changed["tax_rate_bps"], 1000);
+    assert_eq!(changed["prices_include_tax"], false);
+    assert_eq!(changed["offers_pickup"], true);
+    let order = place(&t, &ann, "tax-1", pickup(&shop, 1, 1650))
+        .await
+        .expect(StatusCode::CREATED);
+    assert_eq!(order["tax"]["minor"], 150, "{order}");
+    assert_eq!(order["total"]["minor"], 1650);
+    assert_eq!(
+        count(
+            &t,
+            "SELECT count(*) FROM audit_log WHERE business_id = $1 AND action = 'commerce_settings.update' AND outcome = 'ok'",
+            shop.business
+        )
+        .await,
+        2
+    );
+
+    // Discount codes.
+    let created = t
+        .send(
+            Method::POST,
+            "/api/v1/business/discount-codes",
+            Some(&shop.owner),
+            Some(json!({"code": "Save10", "percent_bps": 1000, "usage_limit": 5})),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let code_id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(created["times_used"], 0);
+    let taken = t
+        .send(
+            Method::POST,
+            "/api/v1/business/discount-codes",
+            Some(&shop.owner),
+            Some(json!({"code": "SAVE10", "amount_minor": 100})),
+        )
+        .await;
+    taken.expect_problem(StatusCode::CONFLICT, "conflict");
+    assert_eq!(taken.body["errors"][0]["field"], "code", "{}", taken.body);
+    for bad in [
+        json!({"code": "-bad", "amount_minor": 100}),
+        json!({"code": "BOTH", "amount_minor": 100, "percent_bps": 100}),
+        json!({"code": "NONE"}),
+        json!({"code": "LATE", "amount_minor": 100, "valid_from": "2030-01-02T00:00:00Z", "valid_until": "2030-01-01T00:00:00Z"}),
+        json!({"code": "ZERO", "amount_minor": 100, "usage_limit": 0}),
+        json!({"code": "X", "amount_minor": 100, "times_used": 3}),
+    ] {
+        t.send(
+            Method::POST,
+            "/api/v1/business/discount-codes",
+            Some(&shop.owner),
+            Some(bad),
+        )
+        .await
+        .expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    }
+    let mut body = pickup(&shop, 1, 1485);
+    body["discount_code"] = json!("save10");
+    let discounted = place(&t, &ann, "disc-1", body)
+        .await
+        .expect(StatusCode::CREATED);
+    assert_eq!(discounted["discount"]["minor"], 150, "{discounted}");
+    let listed = t
+        .send(
+            Method::GET,
+            "/api/v1/business/discount-codes",
+            Some(&shop.owner),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(listed["items"][0]["times_used"], 1);
+    let path = format!("/api/v1/business/discount-codes/{code_id}");
+    t.send(
+        Method::PATCH,
+        &path,
+        Some(&shop.owner),
+        Some(json!({"usage_limit": 0})),
+    )
+    .await
+    .expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    let patched = t
+        .send(
+            Method::PATCH,
+            &path,
+            Some(&shop.owner),
+            Some(json!({"amount_minor": 200, "usage_limit": null})),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(patched["amount_minor"], 200);
+    assert_eq!(patched["percent_bps"], Value::Null);
+    assert_eq!(patched["usage_limit"], Value::Null);
+    t.send(Method::DELETE, &path, Some(&shop.owner), None)
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    let mut body = pickup(&shop, 1, 1430);
+    body["discount_code"] = json!("SAVE10");
+    place(&t, &ann, "disc-2", body)
+        .await
+        .expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "discount_invalid");
+
+    // A role without storefront.manage.
+    t.send(
+        Method::POST,
+        "/api/v1/business/staff",
+        Some(&shop.owner),
+        Some(json!({"email": "clerk@policy-shop.test", "full_name": "Clerk", "role": "staff", "password": PASSWORD})),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    let clerk = t.login("clerk@policy-shop.test", PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    t.send(
+        Method::GET,
+        "/api/v1/business/commerce-settings",
+        Some(&clerk),
+        None,
+    )
+    .await
+    .expect_problem(StatusCode::FORBIDDEN, "forbidden");
+    t.send(
+        Method::GET,
+        "/api/v1/business/discount-codes",
+        Some(&clerk),
+        None,
+    )
+    .await
+    .expect_problem(StatusCode::FORBIDDEN, "forbidden");
+}
+
+#[tokio::test]
+async fn another_stores_discount_codes_are_not_found_and_audited() {
+    let t = TestApp::new().await;
+    let a = shop(&t, "a-codes", 5).await;
+    let b = shop(&t, "b-codes", 5).await;
+    let b_code = t
+        .send(
+            Method::POST,
+            "/api/v1/business/discount-codes",
+            Some(&b.owner),
+            Some(json!({"code": "BONLY", "amount_minor": 100})),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let path = format!(
+        "/api/v1/business/discount-codes/{}",
+        b_code["id"].as_str().unwrap()
+    );
+    // Per-business uniqueness: A may use the same code.
+    t.send(
+        Method::POST,
+        "/api/v1/business/discount-codes",
+        Some(&a.owner),
+        Some(json!({"code": "bonly", "amount_minor": 100})),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    let denied = "SELECT count(*) FROM audit_log WHERE business_id = $1 AND outcome = 'denied'";
+    for (method, body) in [
+        (Method::PATCH, Some(json!({"amount_minor": 1}))),
+        (Method::DELETE, None),
+    ] {
+        let before = count(&t, denied, a.business).await;
+        t.send(method.clone(), &path, Some(&a.owner), body)
+            .await
+            .expect_problem(StatusCode::NOT_FOUND, "not_found");
+        assert_eq!(count(&t, denied, a.business).await, before + 1, "{method}");
+    }
+    let a_list = t
+        .send(
+            Method::GET,
+            "/api/v1/business/discount-codes",
+            Some(&a.owner),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(a_list["items"].as_array().unwrap().len(), 1);
+    let (amount, active): (i64, bool) =
+        sqlx::query_as("SELECT amount_minor, is_active FROM discount_codes WHERE business_id = $1")
+            .bind(b.business)
+            .fetch_one(&t.db.pools.owner)
+            .await
+            .unwrap();
+    assert_eq!((amount, active), (100, true));
+}
+
+#[tokio::test]
+async fn customers_cancel_pending_orders_and_request_cancellation_later() {
+    let t = TestApp::new().await;
+    let shop = shop(&t, "cancel-shop", 5).await;
+    let ann = customer(&t, &shop, "ann@example.test").await;
+    let bob = customer(&t, &shop, "bob@example.test").await;
+    sqlx::query(
+        "INSERT INTO discount_codes (business_id, id, code, amount_minor, usage_limit) VALUES ($1, $2, 'ONEOFF', 100, 1)",
+    )
+    .bind(shop.business)
+    .bind(Uuid::now_v7())
+    .execute(&t.db.pools.owner)
+    .await
+    .unwrap();
+    let mut body = pickup(&shop, 2, 2900);
+    body["discount_code"] = json!("ONEOFF");
+    let order = place(&t, &ann, "c-1", body.clone())
+        .await
+        .expect(StatusCode::CREATED);
+    let id = order["id"].as_str().unwrap().to_owned();
+    assert_eq!(stock(&t, &shop).await, 3);
+    let cancel = |token: String, order: String, body: Value| {
+        let t = &t;
+        async move {
+            t.send(
+                Method::POST,
+                &format!("/api/v1/orders/{order}/cancel"),
+                Some(&token),
+                Some(body),
+            )
+            .await
+        }
+    };
+
+    // Refused: a blank reason, another customer, the store's staff.
+    cancel(ann.clone(), id.clone(), json!({"reason": " "}))
+        .await
+        .expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    cancel(bob.clone(), id.clone(), json!({"reason": "not mine"}))
+        .await
+        .expect_problem(StatusCode::NOT_FOUND, "not_found");
+    cancel(shop.owner.clone(), id.clone(), json!({"reason": "staff"}))
+        .await
+        .expect_problem(StatusCode::FORBIDDEN, "forbidden");
+
+    // Pending: cancelled, stock and the discount use given back, the payment released.
+    let cancelled = cancel(ann.clone(), id.clone(), json!({"reason": "ordered twice"}))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
+    assert_eq!(cancelled["cancellation_reason"], "ordered twice");
+    assert_eq!(stock(&t, &shop).await, 5);
+    let used: i32 = sqlx::query_scalar(
+        "SELECT times_used FROM discount_codes WHERE business_id = $1 AND code = 'ONEOFF'",
+    )
+    .bind(shop.business)
+    .fetch_one(&t.db.pools.owner)
+    .await
+    .unwrap();
+    assert_eq!(used, 0, "the one-off code may be used again");
+    assert_eq!(ledger(&t, &shop, &id).await[0].0, "canceled");
+    let by: String = sqlx::query_scalar(
+        "SELECT by_party FROM order_status_history WHERE business_id = $1 AND order_id = $2::uuid AND to_status = 'cancelled'",
+    )
+    .bind(shop.business)
+    .bind(&id)
+    .fetch_one(&t.db.pools.owner)
+    .await
+    .unwrap();
+    assert_eq!(by, "customer");
+
+    // Accepted: the cancellation becomes a request; nothing else changes.
+    let again = place(&t, &ann, "c-2", body)
+        .await
+        .expect(StatusCode::CREATED);
+    let again = again["id"].as_str().unwrap().to_owned();
+    work(
+        &t,
+        &shop,
+        &again,
+        json!({"type": "accept", "prep_time": 10}),
+    )
+    .await;
+    let requested = cancel(ann.clone(), again.clone(), json!({"reason": "too slow"}))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(requested["status"], "confirmed");
+    let history = requested["history"].as_array().unwrap();
+    assert_eq!(history.last().unwrap()["outcome"], "cancellation_requested");
+    assert_eq!(stock(&t, &shop).await, 3);
+    assert_eq!(ledger(&t, &shop, &again).await[0].0, "authorized");
 }

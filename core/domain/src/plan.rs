@@ -9,6 +9,8 @@ use chrono::{DateTime, Duration, Months, Utc};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::money::Money;
+
 /// The platform's plan tiers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -256,6 +258,27 @@ pub fn trial_period(now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
     (now, now + Duration::days(TRIAL_DAYS))
 }
 
+/// The most a platform fee may be: all of it (10,000 basis points).
+pub const MAX_PLATFORM_FEE_BPS: i64 = 10_000;
+
+/// A platform fee rate outside 0–10,000 basis points.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+#[error("a platform fee is between 0 and 10,000 basis points, not {0}")]
+pub struct FeeRateOutOfRange(pub i64);
+
+/// The platform's fee on `gross` at the plan's rate of `bps` basis points (100 = 1 %), rounded
+/// by the platform's one rule (half away from zero, [`Money::share_bps`]).
+///
+/// # Errors
+/// [`FeeRateOutOfRange`] for a rate outside 0–10,000 basis points.
+pub fn platform_fee(gross: Money, bps: i64) -> Result<Money, FeeRateOutOfRange> {
+    if !(0..=MAX_PLATFORM_FEE_BPS).contains(&bps) {
+        return Err(FeeRateOutOfRange(bps));
+    }
+    // A share of at most the whole of an i64 amount always fits in an i64.
+    gross.share_bps(bps).map_err(|_| FeeRateOutOfRange(bps))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,5 +329,33 @@ mod tests {
             trial_period(start).1.to_rfc3339(),
             "2026-02-14T12:00:00+00:00"
         );
+    }
+
+    #[test]
+    fn platform_fees_follow_the_plan_rate_and_the_rounding_rule() {
+        let eur = crate::money::Currency::parse("EUR").expect("known");
+        let fee = |minor, bps| platform_fee(Money::new(minor, eur), bps).map(|m| m.minor);
+        assert_eq!(fee(10_000, 500), Ok(500));
+        assert_eq!(fee(1_500, 400), Ok(60));
+        assert_eq!(fee(1_250, 300), Ok(38)); // 37.5 rounds half away from zero
+        assert_eq!(fee(1_230, 200), Ok(25)); // 24.6
+        assert_eq!(fee(0, 500), Ok(0));
+        assert_eq!(fee(999, 0), Ok(0));
+        assert_eq!(fee(999, 10_000), Ok(999));
+        assert_eq!(fee(100, -1), Err(FeeRateOutOfRange(-1)));
+        assert_eq!(fee(100, 10_001), Err(FeeRateOutOfRange(10_001)));
+        assert_eq!(
+            platform_fee(Money::new(100, eur), 500).map(|m| m.currency),
+            Ok(eur)
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_platform_fee_never_exceeds_the_gross(minor in 0i64..1_000_000_000_000, bps in 0i64..=10_000) {
+            let eur = crate::money::Currency::parse("EUR").expect("known");
+            let fee = platform_fee(Money::new(minor, eur), bps).expect("in range");
+            proptest::prop_assert!(fee.minor >= 0 && fee.minor <= minor);
+        }
     }
 }

@@ -261,7 +261,8 @@ async fn update_business(
         }
         let updated = sqlx::query(
             "UPDATE business_subscriptions SET plan_id = coalesce($2, plan_id), billing_interval = coalesce($3, billing_interval), \
-             usage_limits = coalesce($4, usage_limits), features_enabled = coalesce($5, features_enabled), updated_at = now() \
+             usage_limits = coalesce($4, usage_limits), features_enabled = coalesce($5, features_enabled), \
+             platform_fee_bps = coalesce((SELECT platform_fee_bps FROM subscription_plans WHERE id = $2), platform_fee_bps), updated_at = now() \
              WHERE business_id = $1 AND status <> 'canceled'",
         )
         .bind(id)

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod business;
 pub mod cart;
 pub mod catalog;
+pub mod commerce;
 pub mod customers;
 pub mod docs;
 pub mod health;

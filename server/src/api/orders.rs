@@ -12,15 +12,15 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use fleetfront_domain::api::order::{
-    BusinessOrderQuery, CheckoutRequest, GuestCheckoutRequest, OrderPage, OrderView, PageQuery,
-    TrackingQuery, TrackingView,
+    BusinessOrderQuery, CancelOrderRequest, CheckoutRequest, GuestCheckoutRequest, OrderPage,
+    OrderView, PageQuery, RefundRequest, TrackingQuery, TrackingView,
 };
 use fleetfront_domain::api::{FieldErrors, Problem};
 use fleetfront_domain::auth::Claims;
-use fleetfront_domain::order::{OrderEvent, OrderStatus, Party};
-use fleetfront_domain::permission::{Actor, Permission};
+use fleetfront_domain::order::{OrderEvent, OrderStatus, Outcome, Party};
+use fleetfront_domain::permission::{Actor, Permission, SensitiveAction};
 use fleetfront_domain::value::{Email, Phone};
-use fleetfront_domain::BusinessId;
+use fleetfront_domain::{BusinessId, ErrorCode, Money};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -32,7 +32,7 @@ use crate::auth::secret_hash;
 use crate::context::Ctx;
 use crate::db::set_principal;
 use crate::error::{Error, Result};
-use crate::extract::{ApiJson, ApiPath, ApiQuery, Auth};
+use crate::extract::{require_elevation, ApiJson, ApiPath, ApiQuery, Auth};
 use crate::orders::{self, OrderRow, Shopper, ORDER_COLUMNS};
 
 pub(crate) fn routes(router: OpenApiRouter<App>) -> OpenApiRouter<App> {
@@ -41,8 +41,10 @@ pub(crate) fn routes(router: OpenApiRouter<App>) -> OpenApiRouter<App> {
         .routes(routes!(guest_checkout))
         .routes(routes!(list_business_orders))
         .routes(routes!(get_business_order, update_business_order))
+        .routes(routes!(refund_order))
         .routes(routes!(my_orders))
         .routes(routes!(track_order))
+        .routes(routes!(cancel_my_order))
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<String> {
@@ -232,7 +234,8 @@ async fn get_business_order(
 /// Works an order: `{"type": "accept", "prep_time": 15}`, `{"type": "reject", "reason": …}`,
 /// `{"type": "start_preparing"}`, `{"type": "mark_ready"}`, `{"type": "pick_up"}` (pickup
 /// orders) or `{"type": "cancel", "reason": …}`. Every change goes through the order state
-/// machine and is recorded with the staff member and reason; the customer is emailed.
+/// machine and is recorded with the staff member and reason; the customer is emailed. Refunds
+/// have their own endpoint (`POST /api/v1/business/orders/{id}/refund`); `refund` here is a 422.
 #[utoipa::path(patch, path = "/api/v1/business/orders/{id}", tag = "orders", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Order id")), request_body = OrderEvent,
     responses((status = 200, body = OrderView), (status = 404, body = Problem), (status = 409, body = Problem)))]
@@ -243,6 +246,14 @@ async fn update_business_order(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(event): ApiJson<OrderEvent>,
 ) -> Result<Json<OrderView>> {
+    if matches!(event, OrderEvent::Refund { .. }) {
+        // Refunds need their own permission and a PIN elevation: only the refund endpoint.
+        return Err(Error::field(
+            "type",
+            "use_refund_endpoint",
+            "refund through POST /api/v1/business/orders/{id}/refund",
+        ));
+    }
     let (mut tx, actor, business) = begin_staff(&app, &auth, Permission::OrdersManage).await?;
     let user = match &actor {
         Actor::Staff { user, .. } => Some(user.0),
@@ -265,13 +276,107 @@ async fn update_business_order(
     tx.commit().await?;
     // Money moves after the status change is committed (no lock held across a provider call).
     let (mut tx, _, _) = begin_staff(&app, &auth, Permission::OrdersManage).await?;
-    orders::settle(&app, &mut tx, &row, &t.effects).await?;
+    orders::settle(&app, &mut tx, &row, &t.effects, None).await?;
     let row = orders::find(&mut tx, business, id)
         .await?
         .ok_or_else(|| Error::not_found("order"))?;
     let view = orders::views(&mut tx, vec![row]).await?.pop();
     tx.commit().await?;
     view.map(Json).ok_or_else(|| Error::not_found("order"))
+}
+
+/// Refunds a completed, paid order: all of it, or `amount_minor` of it. Needs the
+/// `payments.refund` permission and a PIN-elevated token for action `refund` in
+/// `X-Fleetfront-Elevation`. The order moves to `refunded` through the order state machine;
+/// the money goes back through the order's payment gateway after that is committed, and the
+/// ledger records it. An order that is not complete, not captured or already refunded is a 409.
+#[utoipa::path(post, path = "/api/v1/business/orders/{id}/refund", tag = "orders", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Order id"),
+        ("X-Fleetfront-Elevation" = String, Header, description = "A PIN-elevated token for action `refund`")),
+    request_body = RefundRequest,
+    responses((status = 200, body = OrderView), (status = 403, body = Problem, description = "forbidden, elevation_required"),
+        (status = 404, body = Problem), (status = 409, body = Problem, description = "invalid_transition"), (status = 422, body = Problem)))]
+async fn refund_order(
+    State(app): State<App>,
+    ctx: Ctx,
+    auth: Auth,
+    headers: HeaderMap,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(req): ApiJson<RefundRequest>,
+) -> Result<Json<OrderView>> {
+    let refund = req.parse()?;
+    let (mut tx, actor, business) = begin_staff(&app, &auth, Permission::PaymentsRefund).await?;
+    require_elevation(&app, &headers, &auth, SensitiveAction::Refund)?;
+    let user = match &actor {
+        Actor::Staff { user, .. } => Some(user.0),
+        _ => None,
+    };
+    let event = OrderEvent::Refund {
+        reason: refund.reason.clone(),
+    };
+    let now = app.clock.now();
+    let (t, row) =
+        orders::transition(&mut tx, business, id, event, Party::Staff, user, now).await?;
+    if t.outcome != Outcome::Applied {
+        return Err(Error::new(
+            ErrorCode::InvalidTransition,
+            format!("an order that is {} cannot be refunded", t.status.as_str()),
+        ));
+    }
+    let total = row.total()?;
+    let amount = match refund.amount_minor {
+        None => None,
+        Some(minor) if minor <= total.minor => Some(Money::new(minor, total.currency)),
+        Some(_) => {
+            return Err(Error::field(
+                "amount_minor",
+                "too_large",
+                format!("at most the order's total, {total}, can be refunded"),
+            ))
+        }
+    };
+    audit::record(
+        &mut tx,
+        &ctx,
+        Who::from(&actor),
+        Some(business),
+        Event::ok("order.refund", "order", id).with_details(serde_json::json!({
+            "amount_minor": amount.map_or(total.minor, |a| a.minor),
+            "reason": refund.reason.as_str(),
+        })),
+    )
+    .await?;
+    tx.commit().await?;
+    // The money goes back after the status change is committed (no lock held across a
+    // provider call); the ledger is written with the gateway's answer.
+    let (mut tx, _, _) = begin_staff(&app, &auth, Permission::PaymentsRefund).await?;
+    orders::settle(&app, &mut tx, &row, &t.effects, amount).await?;
+    let row = orders::find(&mut tx, business, id)
+        .await?
+        .ok_or_else(|| Error::not_found("order"))?;
+    let view = orders::views(&mut tx, vec![row]).await?.pop();
+    tx.commit().await?;
+    view.map(Json).ok_or_else(|| Error::not_found("order"))
+}
+
+/// Cancels the signed-in customer's own order while it is pending (its stock and discount use
+/// are given back and a card authorization is released). Once the store has accepted it, the
+/// cancellation becomes a request for the store, recorded in the order's status log; the
+/// answer shows the order either way.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", tag = "orders", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Order id")), request_body = CancelOrderRequest,
+    responses((status = 200, body = TrackingView), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn cancel_my_order(
+    State(app): State<App>,
+    ctx: Ctx,
+    auth: Auth,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(req): ApiJson<CancelOrderRequest>,
+) -> Result<Json<TrackingView>> {
+    let reason = req.parse()?;
+    let view = orders::cancel_by_customer(&app, &ctx, &auth.0, id, reason).await?;
+    Ok(Json(view))
 }
 
 /// The signed-in customer's orders at this store, newest first, cursor-paged.

@@ -112,25 +112,18 @@ pub struct NewFee<'a> {
     pub fee_bps: i64,
 }
 
-/// Records a fee; returns its amount.
+/// Records a fee once per order and fee type (a repeated call records nothing more); returns
+/// its amount, computed by [`fleetfront_domain::plan::platform_fee`].
 ///
 /// # Errors
 /// `validation_failed` for a share outside 0–10,000 basis points; database errors.
 pub async fn record_platform_fee(tx: &mut Tx, fee: &NewFee<'_>) -> Result<Money> {
-    if !(0..=10_000).contains(&fee.fee_bps) {
-        return Err(crate::error::Error::field(
-            "fee_bps",
-            "out_of_range",
-            "a fee is between 0 and 10,000 basis points",
-        ));
-    }
-    let amount = fee
-        .base
-        .share_bps(fee.fee_bps)
-        .map_err(|e| anyhow::anyhow!("platform fee: {e}"))?;
+    let amount = fleetfront_domain::plan::platform_fee(fee.base, fee.fee_bps)
+        .map_err(|e| crate::error::Error::field("fee_bps", "out_of_range", e.to_string()))?;
     sqlx::query(
         "INSERT INTO platform_fees (business_id, id, order_id, fee_type, base_amount_minor, fee_bps, \
-         fee_amount_minor, currency) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+         fee_amount_minor, currency) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         ON CONFLICT (business_id, order_id, fee_type) DO NOTHING",
     )
     .bind(fee.business_id)
     .bind(new_id())

@@ -1,16 +1,29 @@
 //! `fleetfront-bench`: a load generator for a running Fleetfront server over loopback.
 //!
-//! Signs in, then keeps `--connections` requests in flight for `--seconds` against one of the
-//! scenarios and prints throughput and latency percentiles. Every run is bounded in time and
-//! talks only to the given URL (use a loopback address).
+//! Prepares its own store through the public API (see [`seed`]), then runs each chosen
+//! scenario for `--seconds` after a warm-up, in a closed loop (`--connections` requests in
+//! flight) or an open loop (`--rate` requests per second on a fixed schedule), and prints
+//! throughput, p50/p99/p999 latency, errors by status and, when given the server's and
+//! PostgreSQL's process ids, the CPU each spends per operation. The flash sale is a
+//! correctness check under contention and fails the run when it does not hold. Every run is
+//! bounded in time and talks only to the given URL (use a loopback address).
 
 #![forbid(unsafe_code)]
 
-use std::time::{Duration, Instant};
+mod cpu;
+mod flash;
+mod load;
+mod scenario;
+mod seed;
 
-use anyhow::{bail, Context};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::bail;
 use clap::{Parser, ValueEnum};
-use serde_json::{json, Value};
+
+use crate::cpu::Watched;
+use crate::load::{Mode, Op};
 
 /// Load generator for the Fleetfront API.
 #[derive(Parser, Debug)]
@@ -19,29 +32,88 @@ struct Args {
     /// Server base URL (loopback).
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     url: String,
-    /// Staff account to sign in with.
+    /// Staff account for the `read` and `write` scenarios.
     #[arg(long, default_value = "owner@pizzapalace.test")]
     email: String,
     /// Its password.
     #[arg(long, default_value = "fleetfront-demo")]
     password: String,
-    /// Requests in flight at once.
+    /// Closed loop: requests in flight at once.
     #[arg(long, default_value_t = 32)]
     connections: usize,
-    /// Measured seconds per scenario (after a 2 s warm-up).
+    /// Open loop: requests per second on a fixed schedule (latency from the scheduled time).
+    /// Without it, the closed loop runs.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Open loop: most requests outstanding at once; waiting for a slot counts as latency.
+    #[arg(long, default_value_t = 1024)]
+    max_in_flight: usize,
+    /// Measured seconds per scenario.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
-    /// Scenarios to run.
-    #[arg(long, value_enum, num_args = 1.., default_values_t = [Scenario::Read, Scenario::Write])]
+    /// Warm-up seconds before each measured scenario (not reported).
+    #[arg(long, default_value_t = 2)]
+    warmup: u64,
+    /// Scenarios to run, in order.
+    #[arg(long, value_enum, num_args = 1.., default_values_t = Scenario::ALL)]
     scenario: Vec<Scenario>,
+    /// The server's process id, for CPU per operation.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// The PostgreSQL postmaster's process id (its children are counted too).
+    #[arg(long)]
+    postgres_pid: Option<u32>,
+    /// Products in the bench store.
+    #[arg(long, default_value_t = 1000)]
+    products: usize,
+    /// Flash sale: concurrent buyers.
+    #[arg(long, default_value_t = 1000)]
+    flash_buyers: usize,
+    /// Flash sale: units in stock.
+    #[arg(long, default_value_t = 10)]
+    flash_stock: u32,
+    /// Flash sale: share of buyers that retry with the same Idempotency-Key (half of them
+    /// concurrently with their first attempt, all of them again after it answered).
+    #[arg(long, default_value_t = 0.2)]
+    flash_retry_share: f64,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 enum Scenario {
     /// `GET /api/v1/business/storefront`, authenticated.
     Read,
-    /// `PATCH /api/v1/business/storefront`, authenticated.
+    /// `PATCH /api/v1/business/storefront`, authenticated, audited.
     Write,
+    /// `GET /api/v1/storefronts/{store}/products?limit=24`, varying sort, page, search.
+    Listing,
+    /// Guest carts: create, set and remove items.
+    Cart,
+    /// Guest checkout, cash, one item, a new `Idempotency-Key` each.
+    Order,
+    /// Many buyers at once for a few units; checks the outcome.
+    Flash,
+}
+
+impl Scenario {
+    const ALL: [Scenario; 6] = [
+        Scenario::Read,
+        Scenario::Write,
+        Scenario::Listing,
+        Scenario::Cart,
+        Scenario::Order,
+        Scenario::Flash,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Write => "write",
+            Self::Listing => "listing",
+            Self::Cart => "cart",
+            Self::Order => "order",
+            Self::Flash => "flash",
+        }
+    }
 }
 
 #[tokio::main]
@@ -50,127 +122,145 @@ async fn main() -> anyhow::Result<()> {
     if !(1..=1024).contains(&args.connections) || !(1..=600).contains(&args.seconds) {
         bail!("--connections must be 1..=1024 and --seconds 1..=600");
     }
+    if args.rate.is_some_and(|r| !(1.0..=100_000.0).contains(&r))
+        || !(1..=10_000).contains(&args.max_in_flight)
+    {
+        bail!("--rate must be 1..=100000 and --max-in-flight 1..=10000");
+    }
+    if !(1..=10_000).contains(&args.flash_buyers)
+        || !(1..=100_000).contains(&args.products)
+        || !(0.0..=1.0).contains(&args.flash_retry_share)
+    {
+        bail!("--flash-buyers 1..=10000, --products 1..=100000, --flash-retry-share 0..=1");
+    }
+    let mode = match args.rate {
+        Some(rate) => Mode::Open {
+            rate,
+            max_in_flight: args.max_in_flight,
+        },
+        None => Mode::Closed {
+            connections: args.connections,
+        },
+    };
     let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.connections)
+        .pool_max_idle_per_host(args.connections.max(args.max_in_flight))
         .timeout(Duration::from_secs(10))
         .build()?;
-    let login: Value = client
-        .post(format!("{}/api/v1/auth/login", args.url))
-        .json(&json!({"email": args.email, "password": args.password}))
-        .send()
-        .await
-        .context("cannot reach the server")?
-        .error_for_status()
-        .context("sign-in failed (is the server running with --demo?)")?
-        .json()
-        .await?;
-    let token = login["access_token"]
-        .as_str()
-        .context("no access token")?
-        .to_owned();
+    let watched = Watched {
+        server: args.server_pid,
+        postgres: args.postgres_pid,
+    };
+    let ticks = cpu::clock_ticks();
+    let needs_store = args
+        .scenario
+        .iter()
+        .any(|s| !matches!(s, Scenario::Read | Scenario::Write));
+    let store = if needs_store {
+        let t0 = std::time::Instant::now();
+        let store = seed::seed(&client, &args.url, args.products, args.flash_stock).await?;
+        println!(
+            "fleetfront-bench: seeded store {:?} with {} products and a flash variant of {} in {:.1}s",
+            store.subdomain,
+            store.products.len(),
+            store.flash_stock,
+            t0.elapsed().as_secs_f64()
+        );
+        Some(Arc::new(store))
+    } else {
+        None
+    };
+    let mode_text = match mode {
+        Mode::Closed { connections } => format!("closed loop, {connections} connections"),
+        Mode::Open {
+            rate,
+            max_in_flight,
+        } => format!("open loop, {rate:.0} req/s scheduled, at most {max_in_flight} in flight"),
+    };
     println!(
-        "fleetfront-bench: {} connections, {} s per scenario, {}",
-        args.connections, args.seconds, args.url
+        "fleetfront-bench: {mode_text}, {} s per scenario after {} s warm-up, {}; cpu per op from {}",
+        args.seconds,
+        args.warmup,
+        args.url,
+        match (args.server_pid, args.postgres_pid) {
+            (None, None) => "nowhere (pass --server-pid/--postgres-pid)".to_owned(),
+            (s, p) => format!("server pid {s:?}, postgres pid {p:?}"),
+        }
     );
+    let salt: u64 = rand::random();
+    let mut failed = Vec::new();
     for scenario in &args.scenario {
-        run(
-            &client,
-            &args,
-            &token,
-            *scenario,
-            Duration::from_secs(2),
-            false,
-        )
-        .await?;
-        let report = run(
-            &client,
-            &args,
-            &token,
-            *scenario,
-            Duration::from_secs(args.seconds),
-            true,
-        )
-        .await?;
-        println!("{report}");
+        let op: Op = match scenario {
+            Scenario::Read | Scenario::Write => {
+                let token = seed::login(&client, &args.url, &args.email, &args.password).await?;
+                scenario::storefront_settings(
+                    &client,
+                    &args.url,
+                    &token,
+                    *scenario == Scenario::Write,
+                )
+            }
+            Scenario::Listing => {
+                let store = store.as_ref().expect("seeded for this scenario");
+                let urls = scenario::listing_urls(&client, &args.url, store).await?;
+                println!("listing  {} distinct page URLs", urls.len());
+                scenario::listing(&client, urls, salt)
+            }
+            Scenario::Cart => {
+                let store = store.clone().expect("seeded for this scenario");
+                let slots = args.connections.max(64);
+                scenario::Carts::prepare(&client, &args.url, store, slots, salt)
+                    .await?
+                    .op()
+            }
+            Scenario::Order => {
+                let store = store.clone().expect("seeded for this scenario");
+                scenario::order(&client, &args.url, store, salt)
+            }
+            Scenario::Flash => {
+                let store = store.as_ref().expect("seeded for this scenario");
+                let cpu_before = watched.sample(ticks);
+                let report =
+                    flash::run(&args.url, store, args.flash_buyers, args.flash_retry_share).await?;
+                let cpu_after = watched.sample(ticks);
+                for line in &report.lines {
+                    println!("{line}");
+                }
+                let per_buyer = |b: Option<f64>, a: Option<f64>| match (b, a) {
+                    (Some(b), Some(a)) => {
+                        format!("{:.0}us", (a - b) * 1e6 / args.flash_buyers as f64)
+                    }
+                    _ => "n/a".to_owned(),
+                };
+                println!(
+                    "flash    cpu per buyer: server={} db={}",
+                    per_buyer(cpu_before.server, cpu_after.server),
+                    per_buyer(cpu_before.postgres, cpu_after.postgres)
+                );
+                if !report.passed {
+                    failed.push("flash");
+                }
+                continue;
+            }
+        };
+        if args.warmup > 0 {
+            load::run(
+                op.clone(),
+                mode,
+                Duration::from_secs(args.warmup),
+                watched,
+                ticks,
+            )
+            .await?;
+        }
+        let measured =
+            load::run(op, mode, Duration::from_secs(args.seconds), watched, ticks).await?;
+        println!("{}", measured.report(scenario.name()));
+        if measured.errors().keys().any(|s| *s >= 500) {
+            failed.push(scenario.name());
+        }
+    }
+    if !failed.is_empty() {
+        bail!("failed: {} (see above)", failed.join(", "));
     }
     Ok(())
-}
-
-async fn run(
-    client: &reqwest::Client,
-    args: &Args,
-    token: &str,
-    scenario: Scenario,
-    length: Duration,
-    measured: bool,
-) -> anyhow::Result<String> {
-    let deadline = Instant::now() + length;
-    let started = Instant::now();
-    let mut tasks = Vec::with_capacity(args.connections);
-    for worker in 0..args.connections {
-        let client = client.clone();
-        let url = format!("{}/api/v1/business/storefront", args.url);
-        let token = token.to_owned();
-        tasks.push(tokio::spawn(async move {
-            let mut latencies: Vec<u32> = Vec::with_capacity(100_000);
-            let mut errors = 0u64;
-            let mut i = 0u64;
-            while Instant::now() < deadline {
-                let request = match scenario {
-                    Scenario::Read => client.get(&url),
-                    Scenario::Write => {
-                        i += 1;
-                        let color = format!("#{:06x}", (worker as u64 * 7919 + i) % 0x1000);
-                        client.patch(&url).json(&json!({"theme_colors": {"primary": color, "accent": "#ff7a00", "background": "#ffffff", "text": "#1a1a1a"}}))
-                    }
-                };
-                let t0 = Instant::now();
-                let ok = match request.bearer_auth(&token).send().await {
-                    Ok(response) => {
-                        let ok = response.status().is_success();
-                        let _ = response.bytes().await;
-                        ok
-                    }
-                    Err(_) => false,
-                };
-                let micros = u32::try_from(t0.elapsed().as_micros()).unwrap_or(u32::MAX);
-                if ok {
-                    latencies.push(micros);
-                } else {
-                    errors += 1;
-                }
-            }
-            (latencies, errors)
-        }));
-    }
-    let mut all = Vec::new();
-    let mut errors = 0;
-    for task in tasks {
-        let (latencies, e) = task.await?;
-        all.extend(latencies);
-        errors += e;
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    if !measured {
-        return Ok(String::new());
-    }
-    all.sort_unstable();
-    let pct = |p: f64| -> f64 {
-        if all.is_empty() {
-            return 0.0;
-        }
-        let index = ((all.len() as f64 - 1.0) * p).round() as usize;
-        f64::from(all[index]) / 1000.0
-    };
-    Ok(format!(
-        "{:<5} requests={} errors={} throughput={:.0}/s p50={:.2}ms p90={:.2}ms p99={:.2}ms max={:.2}ms",
-        format!("{scenario:?}").to_lowercase(),
-        all.len(),
-        errors,
-        all.len() as f64 / elapsed,
-        pct(0.50),
-        pct(0.90),
-        pct(0.99),
-        pct(1.0),
-    ))
 }

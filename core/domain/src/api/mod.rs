@@ -7,6 +7,7 @@ pub mod auth;
 pub mod business;
 pub mod cart;
 pub mod catalog;
+pub mod commerce;
 pub mod customer;
 pub mod order;
 pub mod problem;

@@ -319,3 +319,111 @@ pub struct TrackingView {
     /// What the customer pays.
     pub total: Money,
 }
+
+/// `POST /api/v1/business/orders/{id}/refund`: give the money of a completed, paid order back.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RefundRequest {
+    /// How much to give back, in minor units, 1 up to the order's total; absent: all of it.
+    #[serde(default)]
+    pub amount_minor: Option<i64>,
+    /// Why, recorded in the status log and shown to the customer.
+    pub reason: String,
+}
+
+/// A parsed [`RefundRequest`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refund {
+    /// The amount in the order's currency; `None` is the whole captured amount.
+    pub amount_minor: Option<i64>,
+    /// Why.
+    pub reason: crate::order::Reason,
+}
+
+impl RefundRequest {
+    /// Parses every field (the amount is compared with the order's total by the caller).
+    ///
+    /// # Errors
+    /// The field errors.
+    pub fn parse(&self) -> Result<Refund, super::FieldErrors> {
+        let mut e = super::FieldErrors::default();
+        if self.amount_minor.is_some_and(|a| a < 1) {
+            e.push(
+                "amount_minor",
+                "invalid",
+                "a refund is at least 1 minor unit",
+            );
+        }
+        let reason = match crate::order::Reason::parse(&self.reason) {
+            Ok(r) => Some(r),
+            Err(err) => {
+                e.push("reason", err.code(), err.to_string());
+                None
+            }
+        };
+        let amount_minor = self.amount_minor;
+        e.finish(|| {
+            Some(Refund {
+                amount_minor,
+                reason: reason?,
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod refund_tests {
+    use super::*;
+
+    #[test]
+    fn refund_requests_are_parsed() {
+        let ok = RefundRequest {
+            amount_minor: None,
+            reason: " wrong pizza ".into(),
+        }
+        .parse()
+        .expect("valid");
+        assert_eq!(ok.reason.as_str(), "wrong pizza");
+        assert_eq!(ok.amount_minor, None);
+        let bad = RefundRequest {
+            amount_minor: Some(0),
+            reason: "  ".into(),
+        }
+        .parse()
+        .expect_err("invalid");
+        let fields: Vec<&str> = bad.0.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(fields, ["amount_minor", "reason"]);
+        assert!(
+            serde_json::from_str::<RefundRequest>(r#"{"reason": "x", "status": "refunded"}"#)
+                .is_err()
+        );
+    }
+}
+
+/// `POST /api/v1/orders/{id}/cancel`: the customer cancels their order (while it is pending),
+/// or asks the store to (afterwards).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CancelOrderRequest {
+    /// Why, shown to the store.
+    pub reason: String,
+}
+
+impl CancelOrderRequest {
+    /// Parses the reason.
+    ///
+    /// # Errors
+    /// The field errors.
+    pub fn parse(&self) -> Result<crate::order::Reason, super::FieldErrors> {
+        let mut e = super::FieldErrors::default();
+        match crate::order::Reason::parse(&self.reason) {
+            Ok(reason) => Ok(reason),
+            Err(err) => {
+                e.push("reason", err.code(), err.to_string());
+                Err(e)
+            }
+        }
+    }
+}
