@@ -104,6 +104,16 @@ impl<'a> Event<'a> {
         self.details = details;
         self
     }
+
+    /// Records the request body as the details (request types never carry secrets the audit
+    /// log must not hold: passwords and PINs travel in their own endpoints, which do not use this).
+    ///
+    /// # Errors
+    /// When the body does not serialize (an internal error).
+    pub fn with_request<T: serde::Serialize>(self, request: &T) -> crate::error::Result<Self> {
+        Ok(self
+            .with_details(serde_json::to_value(request).map_err(crate::error::Error::unexpected)?))
+    }
 }
 
 /// Appends an event inside the caller's transaction (so it commits or rolls back with the

@@ -279,8 +279,7 @@ async fn update_business(
             ));
         }
     }
-    let event = Event::ok("business.update", "business", business)
-        .with_details(serde_json::to_value(&req).map_err(Error::unexpected)?);
+    let event = Event::ok("business.update", "business", business).with_request(&req)?;
     audit::record(
         &mut tx,
         &ctx,

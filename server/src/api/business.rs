@@ -176,8 +176,7 @@ async fn update_storefront(
     .bind(update.is_published)
     .execute(&mut *tx)
     .await?;
-    let event = Event::ok("storefront.update", "storefront", business)
-        .with_details(serde_json::to_value(&req).map_err(Error::unexpected)?);
+    let event = Event::ok("storefront.update", "storefront", business).with_request(&req)?;
     audit::record(&mut tx, &ctx, Who::from(&actor), Some(business), event).await?;
     let view = storefront(&mut tx, &app, business).await?;
     tx.commit().await?;
@@ -650,8 +649,7 @@ async fn update_role(
         &ctx,
         Who::from(&actor),
         Some(business),
-        Event::ok("role.update", "role", id)
-            .with_details(serde_json::to_value(&req).map_err(Error::unexpected)?),
+        Event::ok("role.update", "role", id).with_request(&req)?,
     )
     .await?;
     let role = role_by(&mut tx, business, Some(id), None)

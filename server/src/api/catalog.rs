@@ -135,8 +135,7 @@ async fn create_product(
     .execute(&mut *tx)
     .await?;
     store::replace_variants(&mut tx, business, id, &draft.variants).await?;
-    let event = Event::ok("product.create", "product", id)
-        .with_details(serde_json::to_value(&req).map_err(Error::unexpected)?);
+    let event = Event::ok("product.create", "product", id).with_request(&req)?;
     audit::record(&mut tx, &ctx, Who::from(&actor), Some(business), event).await?;
     let view = view(&mut tx, business, id).await?;
     tx.commit().await?;
@@ -237,8 +236,7 @@ async fn update_product(
     if let Some(variants) = &change.variants {
         store::replace_variants(&mut tx, business, id, variants).await?;
     }
-    let event = Event::ok("product.update", "product", id)
-        .with_details(serde_json::to_value(&req).map_err(Error::unexpected)?);
+    let event = Event::ok("product.update", "product", id).with_request(&req)?;
     audit::record(&mut tx, &ctx, Who::from(&actor), Some(business), event).await?;
     let view = view(&mut tx, business, id).await?;
     tx.commit().await?;
@@ -247,9 +245,9 @@ async fn update_product(
 
 /// Deletes a product from the catalog by archiving it: it is unpublished, leaves every list and
 /// the storefront, stops counting against the plan, and can no longer be edited; `GET` by id
-/// still shows it. Products are never removed from the database: there are no orders yet, and
-/// when orders land their lines keep their own snapshot of what was sold (name, SKU, price), so
-/// an archived product is history, not a dangling reference. Archiving twice is a no-op.
+/// still shows it. Products are never removed from the database: order lines keep their own
+/// snapshot of what was sold (name, variant, price), so an archived product is history, not a
+/// dangling reference. Archiving twice is a no-op.
 #[utoipa::path(delete, path = "/api/v1/business/products/{id}", tag = "catalog", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Product id")),
     responses((status = 204, description = "Archived"), (status = 403, body = Problem), (status = 404, body = Problem)))]
@@ -425,8 +423,7 @@ async fn create_category(
     .bind(new.is_active)
     .execute(&mut *tx)
     .await?;
-    let event = Event::ok("category.create", "category", id)
-        .with_details(serde_json::to_value(&req).map_err(Error::unexpected)?);
+    let event = Event::ok("category.create", "category", id).with_request(&req)?;
     audit::record(&mut tx, &ctx, Who::from(&actor), Some(business), event).await?;
     let view = category(&mut tx, business, id).await?;
     tx.commit().await?;
@@ -484,8 +481,7 @@ async fn update_category(
     .bind(change.is_active)
     .execute(&mut *tx)
     .await?;
-    let event = Event::ok("category.update", "category", id)
-        .with_details(serde_json::to_value(&req).map_err(Error::unexpected)?);
+    let event = Event::ok("category.update", "category", id).with_request(&req)?;
     audit::record(&mut tx, &ctx, Who::from(&actor), Some(business), event).await?;
     let view = category(&mut tx, business, id).await?;
     tx.commit().await?;

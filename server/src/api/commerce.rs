@@ -168,8 +168,7 @@ async fn update_commerce_settings(
         &ctx,
         Who::from(&actor),
         Some(business),
-        Event::ok("commerce_settings.update", "business", business.0)
-            .with_details(serde_json::to_value(&req).map_err(Error::unexpected)?),
+        Event::ok("commerce_settings.update", "business", business.0).with_request(&req)?,
     )
     .await?;
     tx.commit().await?;
@@ -379,8 +378,7 @@ async fn update_discount_code(
         &ctx,
         Who::from(&actor),
         Some(business),
-        Event::ok("discount_code.update", "discount_code", id)
-            .with_details(serde_json::to_value(&req).map_err(Error::unexpected)?),
+        Event::ok("discount_code.update", "discount_code", id).with_request(&req)?,
     )
     .await?;
     let row = code_by_id(&mut tx, business, id).await?;
