@@ -22,6 +22,14 @@ pub struct Who {
 }
 
 impl Who {
+    /// A store's customer.
+    pub fn customer(id: Option<uuid::Uuid>) -> Who {
+        Who {
+            kind: "customer",
+            id,
+        }
+    }
+
     /// An unauthenticated caller.
     pub const ANONYMOUS: Who = Who {
         kind: "anonymous",

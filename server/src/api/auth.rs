@@ -666,10 +666,7 @@ async fn customer_register(
     audit::record(
         &mut tx,
         &ctx,
-        Who {
-            kind: "customer",
-            id: Some(id),
-        },
+        Who::customer(Some(id)),
         Some(business),
         Event::ok("customer.register", "customer", id),
     )
@@ -734,10 +731,7 @@ async fn customer_login(
     };
     session::throttle_clear(&mut tx, &keys[0].0).await?;
     let tokens = session::issue_customer(&mut tx, &app, &customer, None).await?;
-    let who = Who {
-        kind: "customer",
-        id: Some(customer.id),
-    };
+    let who = Who::customer(Some(customer.id));
     audit::record(
         &mut tx,
         &ctx,
@@ -792,10 +786,7 @@ async fn customer_refresh(
     )
     .bind(business.0).bind(rotated.subject).fetch_optional(&mut *tx).await?.ok_or_else(invalid)?;
     let tokens = session::issue_customer(&mut tx, &app, &customer, Some(rotated.family)).await?;
-    let who = Who {
-        kind: "customer",
-        id: Some(customer.id),
-    };
+    let who = Who::customer(Some(customer.id));
     audit::record(
         &mut tx,
         &ctx,
@@ -833,10 +824,7 @@ async fn customer_logout(
         audit::record(
             &mut tx,
             &ctx,
-            Who {
-                kind: "customer",
-                id: None,
-            },
+            Who::customer(None),
             Some(business),
             Event::ok("customer.logout", "token_family", family),
         )

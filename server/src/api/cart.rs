@@ -127,10 +127,7 @@ async fn open(
                 tx,
                 business,
                 Holder::Customer(customer),
-                Who {
-                    kind: "customer",
-                    id: Some(customer.0),
-                },
+                Who::customer(Some(customer.0)),
             ))
         }
         Some(_) => Err(Error::forbidden(
