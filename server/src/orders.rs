@@ -326,19 +326,14 @@ async fn begin_shopper(
         }
         Shopper::Guest { store, email, .. } => {
             let mut tx = app.db.begin_anonymous().await?;
-            let row: Option<(Uuid, bool, bool)> = sqlx::query_as(
-                "SELECT business_id, is_published, business_active FROM storefront_business($1)",
-            )
-            .bind(store)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some((business, true, true)) = row else {
+            let Some(business) = crate::tenancy::published_store(&mut *tx, store).await? else {
                 return Err(Error::field(
                     "store",
                     "unknown_store",
                     "there is no such store",
                 ));
             };
+            let business = business.0;
             set_principal(&mut tx, "public", None, None, Some(business)).await?;
             if let Some(hash) = tracking_hash {
                 set_tracking_hash(&mut tx, hash).await?;

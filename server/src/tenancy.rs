@@ -452,6 +452,28 @@ pub async fn business_page(
     rows.into_iter().map(|r| to_view(app, r)).collect()
 }
 
+/// The business behind a storefront subdomain, when the store is published and the business
+/// active; `None` otherwise (unknown, unpublished and suspended stores are indistinguishable).
+/// Runs on any executor, so callers may resolve inside their own transaction.
+///
+/// # Errors
+/// Database errors.
+pub async fn published_store<'e, E>(executor: E, subdomain: &str) -> Result<Option<BusinessId>>
+where
+    E: sqlx::PgExecutor<'e>,
+{
+    let row: Option<(Uuid, bool, bool)> = sqlx::query_as(
+        "SELECT business_id, is_published, business_active FROM storefront_business($1)",
+    )
+    .bind(subdomain)
+    .fetch_optional(executor)
+    .await?;
+    Ok(match row {
+        Some((business, true, true)) => Some(BusinessId(business)),
+        _ => None,
+    })
+}
+
 /// Collects field errors into one error, or passes.
 ///
 /// # Errors

@@ -241,9 +241,14 @@ pub struct VariantDraft {
     pub display_order: i32,
 }
 
+/// Whether `quantity` units can be taken from this stock: untracked stock always covers it.
+pub fn stock_covers(stock_quantity: Option<u32>, quantity: u32) -> bool {
+    stock_quantity.is_none_or(|q| q >= quantity)
+}
+
 /// Whether a variant with this stock can be ordered: untracked stock, or some on hand.
 pub fn variant_available(stock_quantity: Option<u32>) -> bool {
-    stock_quantity.is_none_or(|q| q > 0)
+    stock_covers(stock_quantity, 1)
 }
 
 /// Whether a product can be ordered: it has no variants (stock is then not tracked), or at
@@ -561,6 +566,15 @@ pub struct ProductListing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stock_covers_quantities() {
+        assert!(stock_covers(None, 999), "untracked stock is never short");
+        assert!(stock_covers(Some(2), 2));
+        assert!(!stock_covers(Some(2), 3));
+        assert!(!variant_available(Some(0)));
+        assert!(variant_available(Some(1)));
+    }
     use crate::money::Currency;
     use proptest::prelude::*;
 

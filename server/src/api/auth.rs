@@ -27,6 +27,7 @@ use crate::db::{new_id, AuthScope};
 use crate::error::{Error, Result};
 use crate::extract::{ApiJson, Auth};
 use crate::session::{self, CustomerRow, TokenTable};
+use crate::tenancy;
 
 use fleetfront_domain::api::Problem;
 
@@ -625,16 +626,9 @@ async fn password_setup(
 }
 
 async fn resolve_store(app: &App, store: &Subdomain) -> Result<BusinessId> {
-    let row: Option<(Uuid, bool, bool)> = sqlx::query_as(
-        "SELECT business_id, is_published, business_active FROM storefront_business($1)",
-    )
-    .bind(store.as_str())
-    .fetch_optional(&app.db.pool)
-    .await?;
-    match row {
-        Some((business, true, true)) => Ok(BusinessId(business)),
-        _ => Err(Error::not_found("store")),
-    }
+    tenancy::published_store(&app.db.pool, store.as_str())
+        .await?
+        .ok_or_else(|| Error::not_found("store"))
 }
 
 /// Creates a customer account at one store.

@@ -31,6 +31,7 @@ use crate::context::Ctx;
 use crate::db::{new_id, set_principal, Tx};
 use crate::error::{Error, Result};
 use crate::extract::{ApiJson, ApiPath};
+use crate::tenancy;
 
 /// The header that carries a guest cart's token.
 pub const CART_TOKEN_HEADER: &str = "x-cart-token";
@@ -61,19 +62,6 @@ enum Holder {
     Customer(CustomerId),
     /// A guest, by the SHA-256 of their token (absent: a guest without a cart yet).
     Guest(Option<Vec<u8>>),
-}
-
-async fn resolve_store(app: &App, subdomain: &str) -> Result<BusinessId> {
-    let row: Option<(Uuid, bool, bool)> = sqlx::query_as(
-        "SELECT business_id, is_published, business_active FROM storefront_business($1)",
-    )
-    .bind(subdomain)
-    .fetch_optional(&app.db.pool)
-    .await?;
-    match row {
-        Some((business, true, true)) => Ok(BusinessId(business)),
-        _ => Err(Error::not_found("store")),
-    }
 }
 
 fn guest_token_hash(headers: &HeaderMap) -> Result<Option<Vec<u8>>> {
@@ -111,7 +99,9 @@ async fn open(
     auth: &MaybeAuth,
     headers: &HeaderMap,
 ) -> Result<(Tx, BusinessId, Holder, Who)> {
-    let business = resolve_store(app, subdomain).await?;
+    let business = tenancy::published_store(&app.db.pool, subdomain)
+        .await?
+        .ok_or_else(|| Error::not_found("store"))?;
     match &auth.0 {
         Some(claims)
             if claims.kind == AccountKind::Customer && claims.business_id == Some(business) =>
@@ -252,7 +242,7 @@ async fn view(tx: &mut Tx, business: BusinessId, cart: Uuid) -> Result<CartView>
             _ => Money::zero(currency),
         };
         let in_stock = row.stock_quantity.and_then(|s| u32::try_from(s).ok());
-        let available = visible && in_stock.is_none_or(|s| s >= quantity);
+        let available = visible && fleetfront_domain::catalog::stock_covers(in_stock, quantity);
         let line_total = unit_price
             .checked_mul(i64::from(quantity))
             .map_err(Error::unexpected)?;
@@ -459,15 +449,15 @@ async fn set_item(
                 .0
             }
         };
-        if let Some(stock) = stock {
-            if i64::from(stock) < i64::from(change.quantity) {
-                return Err(Error::field(
-                    "quantity",
-                    "out_of_stock",
-                    format!("only {stock} in stock"),
-                )
-                .with_code(ErrorCode::Conflict));
-            }
+        let stock = stock.map(|s| u32::try_from(s).unwrap_or(0));
+        if !fleetfront_domain::catalog::stock_covers(stock, change.quantity) {
+            let on_hand = stock.unwrap_or(0);
+            return Err(Error::field(
+                "quantity",
+                "out_of_stock",
+                format!("only {on_hand} in stock"),
+            )
+            .with_code(ErrorCode::Conflict));
         }
         let updated = sqlx::query(
             "UPDATE cart_items SET quantity = $5 WHERE business_id = $1 AND cart_id = $2 AND product_id = $3 \

@@ -35,6 +35,7 @@ use crate::catalog::{self as store, Audience};
 use crate::db::{set_principal, Tx};
 use crate::error::{Denied, Error, Result};
 use crate::extract::{ApiPath, ApiQuery};
+use crate::tenancy;
 
 pub(crate) fn routes(router: OpenApiRouter<App>) -> OpenApiRouter<App> {
     router
@@ -66,17 +67,11 @@ fn answer<T>(result: Result<T>) -> PublicResult<T> {
 /// principal.
 async fn begin_public(app: &App, subdomain: &str) -> Result<(Tx, BusinessId)> {
     let mut tx = app.db.pool.begin_with("BEGIN READ ONLY").await?;
-    let row: Option<(Uuid, bool, bool)> = sqlx::query_as(
-        "SELECT business_id, is_published, business_active FROM storefront_business($1)",
-    )
-    .bind(subdomain)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some((business, true, true)) = row else {
-        return Err(Error::not_found("store"));
-    };
-    set_principal(&mut tx, "public", None, None, Some(business)).await?;
-    Ok((tx, BusinessId(business)))
+    let business = tenancy::published_store(&mut *tx, subdomain)
+        .await?
+        .ok_or_else(|| Error::not_found("store"))?;
+    set_principal(&mut tx, "public", None, None, Some(business.0)).await?;
+    Ok((tx, business))
 }
 
 #[derive(FromRow)]
