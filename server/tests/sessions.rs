@@ -36,6 +36,25 @@ async fn second_instance(first: &TestApp) -> TestApp {
     }
 }
 
+const STOREFRONT: &str = "/api/v1/business/storefront";
+
+/// Polls instance `two` with `token` until it answers `status` with `code` (within 5 s).
+async fn until_refused(two: &TestApp, token: &str, status: StatusCode, code: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let reply = two.send(Method::GET, STOREFRONT, Some(token), None).await;
+        if reply.status == status {
+            reply.expect_problem(status, code);
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "instance two still answers {reply:?}, expected {code}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test]
 async fn sign_out_everywhere_reaches_another_instance_at_once() {
     let one = TestApp::new().await;
@@ -44,57 +63,23 @@ async fn sign_out_everywhere_reaches_another_instance_at_once() {
     let two = second_instance(&one).await;
 
     // Instance two verifies and caches the owner's session.
-    two.send(
-        Method::GET,
-        "/api/v1/business/storefront",
-        Some(&owner),
-        None,
-    )
-    .await
-    .expect(StatusCode::OK);
-    two.send(
-        Method::GET,
-        "/api/v1/business/storefront",
-        Some(&owner),
-        None,
-    )
-    .await
-    .expect(StatusCode::OK);
+    two.send(Method::GET, STOREFRONT, Some(&owner), None)
+        .await
+        .expect(StatusCode::OK);
+    two.send(Method::GET, STOREFRONT, Some(&owner), None)
+        .await
+        .expect(StatusCode::OK);
 
     // The owner signs out everywhere through instance one, which refuses the old token at once.
     one.send(Method::POST, "/api/v1/auth/logout-all", Some(&owner), None)
         .await
         .expect(StatusCode::NO_CONTENT);
-    one.send(
-        Method::GET,
-        "/api/v1/business/storefront",
-        Some(&owner),
-        None,
-    )
-    .await
-    .expect_problem(StatusCode::UNAUTHORIZED, "session_revoked");
+    one.send(Method::GET, STOREFRONT, Some(&owner), None)
+        .await
+        .expect_problem(StatusCode::UNAUTHORIZED, "session_revoked");
 
     // Instance two learns it from the notification, without waiting for its cache to expire.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let reply = two
-            .send(
-                Method::GET,
-                "/api/v1/business/storefront",
-                Some(&owner),
-                None,
-            )
-            .await;
-        if reply.status == StatusCode::UNAUTHORIZED {
-            reply.expect_problem(StatusCode::UNAUTHORIZED, "session_revoked");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "instance two still accepts a revoked session"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until_refused(&two, &owner, StatusCode::UNAUTHORIZED, "session_revoked").await;
 }
 
 #[tokio::test]
@@ -103,14 +88,9 @@ async fn suspension_reaches_another_instance() {
     let admin = one.admin_token().await;
     let (business, owner) = one.business(&admin, "far-away", "starter").await;
     let two = second_instance(&one).await;
-    two.send(
-        Method::GET,
-        "/api/v1/business/storefront",
-        Some(&owner),
-        None,
-    )
-    .await
-    .expect(StatusCode::OK);
+    two.send(Method::GET, STOREFRONT, Some(&owner), None)
+        .await
+        .expect(StatusCode::OK);
     one.send(
         Method::PATCH,
         &format!("/api/v1/admin/businesses/{business}"),
@@ -119,24 +99,5 @@ async fn suspension_reaches_another_instance() {
     )
     .await
     .expect(StatusCode::OK);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let reply = two
-            .send(
-                Method::GET,
-                "/api/v1/business/storefront",
-                Some(&owner),
-                None,
-            )
-            .await;
-        if reply.status == StatusCode::FORBIDDEN {
-            reply.expect_problem(StatusCode::FORBIDDEN, "business_suspended");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "instance two still serves a suspended business: {reply:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until_refused(&two, &owner, StatusCode::FORBIDDEN, "business_suspended").await;
 }
