@@ -159,6 +159,34 @@ pub fn check_limit(
     }
 }
 
+/// What a business already has is more than a plan allows (when moving to a smaller plan).
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[error("the plan allows {limit} {noun}; the business has {current}", noun = kind.noun())]
+pub struct PlanExceeded {
+    /// What is limited.
+    pub kind: LimitKind,
+    /// The plan's limit.
+    pub limit: u32,
+    /// How many exist now.
+    pub current: u64,
+}
+
+/// Whether `current` existing items fit within the plan (unlike [`check_limit`], which asks
+/// whether one more fits).
+///
+/// # Errors
+/// [`PlanExceeded`] when more exist than the plan allows.
+pub fn check_fits(limits: &PlanLimits, kind: LimitKind, current: u64) -> Result<(), PlanExceeded> {
+    match limits.get(kind) {
+        Some(limit) if current > u64::from(limit) => Err(PlanExceeded {
+            kind,
+            limit,
+            current,
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Monthly or yearly billing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -297,6 +325,24 @@ mod tests {
         );
         assert!(
             check_limit(&limits, LimitKind::Products, 1_000_000).is_ok(),
+            "None is unlimited"
+        );
+    }
+
+    #[test]
+    fn existing_items_fit_up_to_the_limit() {
+        let limits = PlanLimits {
+            products: Some(10),
+            ..PlanLimits::default()
+        };
+        assert!(check_fits(&limits, LimitKind::Products, 10).is_ok());
+        let err = check_fits(&limits, LimitKind::Products, 11).expect_err("over");
+        assert_eq!(
+            err.to_string(),
+            "the plan allows 10 products; the business has 11"
+        );
+        assert!(
+            check_fits(&limits, LimitKind::StaffSeats, 1_000).is_ok(),
             "None is unlimited"
         );
     }

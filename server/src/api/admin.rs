@@ -15,6 +15,7 @@ use fleetfront_domain::api::admin::{
 use fleetfront_domain::api::Problem;
 use fleetfront_domain::money::{Currency, Money};
 use fleetfront_domain::permission::{Actor, PlatformPermission, Resource};
+use fleetfront_domain::plan::{self, LimitKind};
 use fleetfront_domain::{BusinessId, ErrorCode, PlanId};
 use serde::Deserialize;
 use sqlx::Row;
@@ -230,33 +231,19 @@ async fn update_business(
                     .bind(id)
                     .fetch_one(&mut *tx)
                     .await?;
-            if let Some(limit) = plan.limits.staff_seats {
-                if seats > i64::from(limit) {
-                    return Err(Error::new(
-                        ErrorCode::PlanLimitReached,
-                        format!(
-                            "the {} plan allows {limit} staff seats; the business has {seats}",
-                            plan.key
-                        ),
-                    ));
-                }
-            }
             let products: i64 = sqlx::query_scalar(
                 "SELECT count(*) FROM products WHERE business_id = $1 AND archived_at IS NULL",
             )
             .bind(id)
             .fetch_one(&mut *tx)
             .await?;
-            if let Some(limit) = plan.limits.products {
-                if products > i64::from(limit) {
-                    return Err(Error::new(
-                        ErrorCode::PlanLimitReached,
-                        format!(
-                            "the {} plan allows {limit} products; the business has {products}",
-                            plan.key
-                        ),
-                    ));
-                }
+            for (kind, current) in [
+                (LimitKind::StaffSeats, seats),
+                (LimitKind::Products, products),
+            ] {
+                plan::check_fits(&plan.limits, kind, u64::try_from(current).unwrap_or(0)).map_err(
+                    |e| Error::new(ErrorCode::PlanLimitReached, format!("{}: {e}", plan.key)),
+                )?;
             }
         }
         let updated = sqlx::query(
