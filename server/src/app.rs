@@ -45,6 +45,8 @@ pub struct AppInner {
     pub payments: Gateways,
     /// Stripe's webhook verification and API client, once configured.
     pub stripe: std::sync::OnceLock<Arc<crate::payments::webhook::Stripe>>,
+    /// Where uploaded blobs (product images) are kept, once configured.
+    pub blobs: std::sync::OnceLock<Arc<dyn crate::storage::BlobStore>>,
 }
 
 /// The payment gateways by kind: cash always; a card gateway (Stripe) once configured.
@@ -114,7 +116,24 @@ impl App {
             trust_forwarded_for,
             payments: Gateways::default(),
             stripe: std::sync::OnceLock::new(),
+            blobs: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Configures the blob store (once, at start-up). False when one was already set.
+    pub fn configure_blobs(&self, store: Arc<dyn crate::storage::BlobStore>) -> bool {
+        self.blobs.set(store).is_ok()
+    }
+
+    /// The blob store.
+    ///
+    /// # Errors
+    /// `unavailable` when none is configured.
+    pub fn blob_store(&self) -> Result<Arc<dyn crate::storage::BlobStore>, Error> {
+        self.blobs
+            .get()
+            .cloned()
+            .ok_or_else(|| Error::new(ErrorCode::Unavailable, "file storage is not configured"))
     }
 
     /// Configures Stripe (once, at start-up): the card gateway of orders and the webhook
@@ -173,10 +192,13 @@ pub fn api_router() -> (Router<App>, utoipa::openapi::OpenApi) {
     let router = api::business::routes(router);
     let router = api::commerce::routes(router);
     let router = api::catalog::routes(router);
+    let router = api::images::routes(router);
     let router = api::storefront::routes(router);
     let router = api::customers::routes(router);
+    let router = api::payment_methods::routes(router);
     let router = api::webhooks::routes(router);
     let router = api::orders::routes(router);
+    let router = api::reviews::routes(router);
     let router = api::cart::routes(router);
     router.split_for_parts()
 }

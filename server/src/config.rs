@@ -20,6 +20,8 @@ pub struct FileConfig {
     pub app_db_password: Option<String>,
     /// Data folder (private PostgreSQL cluster, generated secrets).
     pub data_dir: Option<PathBuf>,
+    /// Folder of uploaded files (product images), stored by SHA-256; default `<data_dir>/blobs`.
+    pub blob_dir: Option<PathBuf>,
     /// Base domain of storefronts, e.g. `fleetfront.app`.
     pub base_domain: Option<String>,
     /// Log filter, e.g. `info,fleetfront_server=debug`.
@@ -55,6 +57,8 @@ pub struct Config {
     pub app_db_password: Option<String>,
     /// Data folder.
     pub data_dir: PathBuf,
+    /// Folder of uploaded files (`FLEETFRONT_BLOB_DIR`; default `<data_dir>/blobs`).
+    pub blob_dir: PathBuf,
     /// Storefront base domain.
     pub base_domain: String,
     /// Log filter.
@@ -190,6 +194,10 @@ impl Config {
             .or_else(|| env("FLEETFRONT_DATA_DIR").map(PathBuf::from))
             .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from(".fleetfront"));
+        let blob_dir = env("FLEETFRONT_BLOB_DIR")
+            .map(PathBuf::from)
+            .or(file.blob_dir)
+            .unwrap_or_else(|| data_dir.join("blobs"));
         let base_domain = env("FLEETFRONT_BASE_DOMAIN")
             .or(file.base_domain)
             .unwrap_or_else(|| "localhost".to_owned());
@@ -248,6 +256,7 @@ impl Config {
             database_url,
             app_db_password: env("FLEETFRONT_APP_DB_PASSWORD").or(file.app_db_password),
             data_dir,
+            blob_dir,
             base_domain,
             log: env("FLEETFRONT_LOG")
                 .or(file.log)

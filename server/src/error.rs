@@ -119,8 +119,18 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         }
         PinLocked => StatusCode::LOCKED,
         NotFound => StatusCode::NOT_FOUND,
-        Conflict | EmailTaken | SubdomainTaken | DomainTaken | PinNotSet | PriceChanged
-        | OutOfStock | ItemUnavailable | InvalidTransition => StatusCode::CONFLICT,
+        Conflict
+        | EmailTaken
+        | SubdomainTaken
+        | DomainTaken
+        | PinNotSet
+        | PriceChanged
+        | OutOfStock
+        | ItemUnavailable
+        | InvalidTransition
+        | OrderNotComplete
+        | AlreadyReviewed
+        | PaymentActionRequired => StatusCode::CONFLICT,
         StoreClosed
         | OutsideDeliveryArea
         | DiscountInvalid
@@ -130,7 +140,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         PaymentDeclined => StatusCode::PAYMENT_REQUIRED,
         TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
         PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        UnsupportedMediaType | UnsupportedImageType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        InvalidImage => StatusCode::UNPROCESSABLE_ENTITY,
         MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -242,6 +253,12 @@ impl From<sqlx::Error> for Error {
                 Some("product_categories_business_id_slug_key") => {
                     return Error::field("slug", "taken", "another category has this slug")
                         .with_code(ErrorCode::Conflict)
+                }
+                Some("order_reviews_order_key") | Some("product_reviews_once") => {
+                    return Error::new(
+                        ErrorCode::AlreadyReviewed,
+                        "this order has been reviewed already",
+                    )
                 }
                 Some("users_email_key") | Some("customers_business_id_email_key") => {
                     return Error::field(

@@ -190,3 +190,34 @@ pub fn require_elevation(
     }
     Ok(())
 }
+
+/// A `multipart/form-data` body (uploads). Any other content type is a 415, a multipart body
+/// without a boundary a 400; errors while reading its fields are mapped by the handler.
+#[derive(Debug)]
+pub struct ApiMultipart(pub axum::extract::Multipart);
+
+impl<S: Send + Sync> FromRequest<S> for ApiMultipart {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let multipart = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("multipart/form-data")
+            });
+        if !multipart {
+            return Err(Error::new(
+                ErrorCode::UnsupportedMediaType,
+                "send the file as multipart/form-data",
+            ));
+        }
+        axum::extract::Multipart::from_request(req, state)
+            .await
+            .map(ApiMultipart)
+            .map_err(|e| Error::new(ErrorCode::MalformedRequest, e.body_text()))
+    }
+}

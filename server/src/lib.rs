@@ -16,6 +16,7 @@ pub mod db;
 pub mod demo;
 pub mod error;
 pub mod extract;
+pub mod images;
 pub mod notify;
 pub mod orders;
 pub mod payments;
@@ -23,6 +24,7 @@ pub mod pg;
 pub mod serve;
 pub mod session;
 pub mod sessions;
+pub mod storage;
 pub mod tenancy;
 
 pub use app::{app, App};

@@ -303,6 +303,28 @@ fn render(
             }
             (format!("Your order at {}: {status}", brand.name), lines)
         }
+        "cancellation_request" => {
+            let order = text(payload, "order_id");
+            let mut lines = vec![
+                format!(
+                    "The {} asked to cancel order {order}, which is {}.",
+                    match text(payload, "by").as_str() {
+                        "customer" => "customer".to_owned(),
+                        "" => "someone".to_owned(),
+                        other => other.to_owned(),
+                    },
+                    text(payload, "status").replace('_', " ")
+                ),
+                "It was not cancelled: please decide on the request in your order board."
+                    .to_owned(),
+            ];
+            let reason = text(payload, "reason");
+            if !reason.is_empty() {
+                lines.push(format!("Reason: {reason}"));
+            }
+            lines.push(format!("{public_url}/business/orders/{order}"));
+            (format!("Cancellation requested for order {order}"), lines)
+        }
         other => {
             return Err(DeliveryError::permanent(format!(
                 "unknown email template {other:?}"
@@ -581,6 +603,34 @@ mod tests {
         .expect("renders");
         assert!(subject.ends_with("rejected"));
         assert!(plain.contains("Reason: closed early"));
+    }
+
+    #[test]
+    fn cancellation_requests_tell_the_business_what_and_why_escaped() {
+        let payload = serde_json::json!({
+            "order_id": "0190", "status": "picked_up", "by": "customer", "reason": "<wrong> address",
+        });
+        let (subject, plain, html) = render(
+            "cancellation_request",
+            &payload,
+            &brand(),
+            "https://app.example",
+        )
+        .expect("renders");
+        assert_eq!(subject, "Cancellation requested for order 0190");
+        assert!(
+            plain.contains("The customer asked to cancel order 0190, which is picked up."),
+            "{plain}"
+        );
+        assert!(plain.contains("Reason: <wrong> address"), "{plain}");
+        assert!(
+            plain.contains("https://app.example/business/orders/0190"),
+            "{plain}"
+        );
+        assert!(
+            html.contains("&lt;wrong&gt;") && !html.contains("<wrong>"),
+            "{html}"
+        );
     }
 
     #[test]

@@ -21,8 +21,14 @@
 //!    the stored response. When this transaction fails, a card authorization from step 3 is
 //!    released (best effort; the provider also expires it).
 //!
-//! Status transitions commit first and move money afterwards (capture, release) in a short
-//! second transaction, for the same reason: no lock is held across a provider call.
+//! A card that needs the customer's step (3-D Secure) does not refuse the checkout: the order
+//! is placed as `awaiting_payment` with the provider's client secret in the answer, and becomes
+//! pending once the provider holds the money ([`confirm_awaiting`], from the client's
+//! [`confirm_payment`] or Stripe's webhook), or is cancelled when the step is abandoned.
+//!
+//! Status transitions commit first, together with payment jobs for the money they move
+//! ([`enqueue_payment_effects`]); the jobs run after the commit ([`settle`], then the payment
+//! job task for retries), for the same reason: no lock is held across a provider call.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,8 +36,8 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use fleetfront_domain::api::order::{
-    CheckoutFulfilment, CheckoutRequest, OrderItemView, OrderView, PaymentChoice, StatusEntry,
-    TrackingView, MAX_ORDER_LINES,
+    CheckoutFulfilment, CheckoutRequest, OrderItemView, OrderView, PaymentAction, PaymentChoice,
+    StatusEntry, TrackingView, MAX_ORDER_LINES,
 };
 use fleetfront_domain::api::FieldErrors;
 use fleetfront_domain::auth::Claims;
@@ -59,7 +65,8 @@ use crate::auth::{random_secret, secret_hash};
 use crate::context::Ctx;
 use crate::db::{new_id, set_principal, Tx};
 use crate::error::{Error, Result};
-use crate::payments::ledger::{self, NewFee, NewPayment};
+use crate::payments::jobs::{self, JobEffect, NewJob};
+use crate::payments::ledger::{self, NewPayment};
 use crate::payments::{
     Authorization, AuthorizeRequest, GatewayKind, PaymentGateway, PaymentRef, TransactionStatus,
 };
@@ -193,6 +200,13 @@ fn parse(req: &CheckoutRequest, guest: bool) -> Result<Parsed> {
                 "send the payment provider's token",
             );
         }
+    }
+    if guest && matches!(req.payment, PaymentChoice::SavedCard { .. }) {
+        errors.push(
+            "payment.payment_method_id",
+            "not_allowed",
+            "guests have no saved cards; send the payment provider's token",
+        );
     }
     let address = match &req.fulfilment {
         CheckoutFulfilment::Pickup => None,
@@ -814,19 +828,28 @@ pub async fn checkout(
         .fetch_one(&mut *s.tx)
         .await?;
     let currency = currency_of(&currency)?;
+    // A saved card: the customer's own (row level security shows no one else's).
+    let saved = match &req.payment {
+        PaymentChoice::SavedCard { payment_method_id } => {
+            Some(saved_card(&mut s.tx, s.business, s.customer, *payment_method_id).await?)
+        }
+        _ => None,
+    };
     s.tx.rollback().await?;
 
     // 3. Authorize outside any transaction.
     let gateway: Arc<dyn PaymentGateway> = match &req.payment {
         PaymentChoice::Cash => app.payments.cash(),
-        PaymentChoice::Card { .. } => app.payments.card().ok_or_else(|| {
-            Error::field(
-                "payment.method",
-                "unavailable",
-                "card payments are not available at this store",
-            )
-            .with_code(ErrorCode::PaymentMethodUnavailable)
-        })?,
+        PaymentChoice::Card { .. } | PaymentChoice::SavedCard { .. } => {
+            app.payments.card().ok_or_else(|| {
+                Error::field(
+                    "payment.method",
+                    "unavailable",
+                    "card payments are not available at this store",
+                )
+                .with_code(ErrorCode::PaymentMethodUnavailable)
+            })?
+        }
     };
     let order_id = new_id();
     let token = random_secret();
@@ -841,11 +864,13 @@ pub async fn checkout(
             business_id: s.business.0,
             order_id,
             amount: Money::new(parsed.expected_total, currency),
-            payment_method: match &req.payment {
-                PaymentChoice::Card { token } => Some(token.clone()),
-                PaymentChoice::Cash => None,
+            payment_method: match (&req.payment, &saved) {
+                (PaymentChoice::Card { token }, _) => Some(token.clone()),
+                (PaymentChoice::SavedCard { .. }, Some((token, _))) => Some(token.clone()),
+                _ => None,
             },
             receipt_email: email,
+            customer: saved.and_then(|(_, customer)| customer),
         })
         .await
         .map_err(|e| match e {
@@ -859,20 +884,21 @@ pub async fn checkout(
                 "the payment provider is unavailable; retry with the same Idempotency-Key",
             ),
         })?;
-    let payment_reference = match authorization {
-        Authorization::Authorized { gateway_payment_id } => gateway_payment_id,
+    // A card that needs the customer's step (3-D Secure) places the order as awaiting payment:
+    // the business sees it once the provider holds the money (`confirm_payment`).
+    let (payment_reference, action) = match authorization {
+        Authorization::Authorized { gateway_payment_id } => (gateway_payment_id, None),
         Authorization::RequiresAction {
-            gateway_payment_id, ..
-        } => {
-            // Orders needing a customer step (3-D Secure) are not supported yet: release it.
-            release_quietly(gateway.as_ref(), &gateway_payment_id, order_id).await;
-            return Err(Error::field(
-                "payment",
-                "requires_action",
-                "this card needs an extra confirmation step, which is not supported yet; use another card or cash",
-            )
-            .with_code(ErrorCode::PaymentMethodUnavailable));
-        }
+            gateway_payment_id,
+            client_secret,
+            next_action,
+        } => (
+            gateway_payment_id,
+            Some(PendingAction {
+                client_secret,
+                next_action,
+            }),
+        ),
     };
 
     // 4. The order transaction.
@@ -890,10 +916,11 @@ pub async fn checkout(
             token_hash: &token_hash,
             payment_reference: &payment_reference,
             gateway: gateway.kind(),
+            action: action.as_ref(),
         },
     )
     .await;
-    let card = matches!(req.payment, PaymentChoice::Card { .. });
+    let card = !matches!(req.payment, PaymentChoice::Cash);
     match result {
         Ok((status, body, Placed::New)) => Ok((status, body)),
         Ok((status, body, Placed::Replayed)) => {
@@ -912,6 +939,33 @@ pub async fn checkout(
     }
 }
 
+/// A customer's saved card: the provider's token and the provider's customer it is attached to.
+async fn saved_card(
+    tx: &mut Tx,
+    business: BusinessId,
+    customer: Option<Uuid>,
+    id: Uuid,
+) -> Result<(String, Option<String>)> {
+    let row: Option<(String, Option<String>)> = sqlx::query_as(
+        "SELECT m.gateway_payment_method_id, a.gateway_customer_id FROM customer_payment_methods m \
+         LEFT JOIN customer_gateway_accounts a ON a.business_id = m.business_id \
+           AND a.customer_id = m.customer_id AND a.gateway = m.gateway \
+         WHERE m.business_id = $1 AND m.customer_id = $2 AND m.id = $3",
+    )
+    .bind(business.0)
+    .bind(customer)
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.ok_or_else(|| {
+        Error::field(
+            "payment.payment_method_id",
+            "unknown_payment_method",
+            "no such saved card",
+        )
+    })
+}
+
 /// Whether a checkout attempt placed its own order or replayed a concurrent duplicate's.
 enum Placed {
     New,
@@ -927,6 +981,14 @@ struct Attempt<'a> {
     token_hash: &'a [u8],
     payment_reference: &'a str,
     gateway: GatewayKind,
+    /// The customer's step in the provider's UI, when the authorization waits for it.
+    action: Option<&'a PendingAction>,
+}
+
+/// What the provider asks the customer to do before the authorization holds (3-D Secure).
+struct PendingAction {
+    client_secret: String,
+    next_action: String,
 }
 
 async fn release_quietly(gateway: &dyn PaymentGateway, reference: &str, order_id: Uuid) {
@@ -958,6 +1020,7 @@ async fn place(
         token_hash,
         payment_reference,
         gateway,
+        action,
     } = attempt;
     let now = app.clock.now();
     let mut s = begin_shopper(app, shopper, Some(token_hash)).await?;
@@ -1047,7 +1110,20 @@ async fn place(
     };
     let window = AcceptanceWindow::from_secs(i64::from(priced.store.acceptance_window_secs))
         .unwrap_or_default();
-    let deadline = order::acceptance_deadline(now, window);
+    // An order awaiting payment: the deadline is the customer's, the acceptance window starts
+    // when the payment holds.
+    let (status, payment_status, deadline) = match action {
+        None => (
+            OrderStatus::Pending,
+            "authorized",
+            order::acceptance_deadline(now, window),
+        ),
+        Some(_) => (
+            OrderStatus::AwaitingPayment,
+            "requires_action",
+            order::payment_deadline(now),
+        ),
+    };
     let fulfilment = if priced.address.is_some() {
         FulfilmentKind::Delivery
     } else {
@@ -1058,8 +1134,8 @@ async fn place(
            delivery_address, delivery_distance_m, scheduled_for, currency, subtotal_minor, discount_minor, tax_minor, \
            tax_included, delivery_fee_minor, tip_minor, total_minor, discount_code, discount_code_id, payment_method, \
            payment_status, payment_reference, placed_at, acceptance_deadline, tracking_token_hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, \
-           'authorized', $22, $23, $24, $25)",
+         VALUES ($1, $2, $3, $4, $5, $6, $26, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, \
+           $27, $22, $23, $24, $25)",
     )
     .bind(business.0)
     .bind(order_id)
@@ -1086,6 +1162,8 @@ async fn place(
     .bind(now)
     .bind(deadline)
     .bind(token_hash)
+    .bind(status.as_str())
+    .bind(payment_status)
     .execute(&mut *s.tx)
     .await?;
     // The ledger's row of the authorization, in the order's own transaction.
@@ -1099,7 +1177,11 @@ async fn place(
             payment_method: req.payment.as_str(),
             gateway,
             gateway_transaction_id: Some(payment_reference),
-            status: TransactionStatus::Authorized,
+            status: if action.is_some() {
+                TransactionStatus::Pending
+            } else {
+                TransactionStatus::Authorized
+            },
         },
     )
     .await?;
@@ -1124,7 +1206,7 @@ async fn place(
     let party = Party::Customer;
     sqlx::query(
         "INSERT INTO order_status_history (business_id, id, order_id, from_status, to_status, event, outcome, by_party, actor_id, at) \
-         VALUES ($1, $2, $3, NULL, 'pending', 'place', 'applied', $4, $5, $6)",
+         VALUES ($1, $2, $3, NULL, $7, 'place', 'applied', $4, $5, $6)",
     )
     .bind(business.0)
     .bind(new_id())
@@ -1132,6 +1214,7 @@ async fn place(
     .bind(party.as_str())
     .bind(s.customer)
     .bind(now)
+    .bind(status.as_str())
     .execute(&mut *s.tx)
     .await?;
     sqlx::query(
@@ -1175,7 +1258,12 @@ async fn place(
         "fulfilment": fulfilment.as_str(),
         "tracking_url": tracking_url,
     });
-    enqueue_email(&mut s.tx, business, email).await?;
+    if action.is_some() {
+        // Sent once the payment holds; dropped if it never does.
+        hold_email(&mut s.tx, business, email).await?;
+    } else {
+        enqueue_email(&mut s.tx, business, email).await?;
+    }
     audit::record(
         &mut s.tx,
         ctx,
@@ -1193,7 +1281,7 @@ async fn place(
         customer_id: s.customer,
         guest_email,
         guest_phone,
-        status: OrderStatus::Pending,
+        status,
         fulfilment,
         delivery_address: priced.address.as_ref().map(|a| a.0.clone()),
         scheduled_for: parsed.scheduled_for,
@@ -1207,13 +1295,19 @@ async fn place(
         tip: quote.tip,
         total: quote.total,
         payment_method: req.payment.as_str().to_owned(),
-        payment_status: "authorized".to_owned(),
+        payment_status: payment_status.to_owned(),
         placed_at: now,
         acceptance_deadline: deadline,
         accepted_at: None,
         prep_time_minutes: None,
         cancellation_reason: None,
         tracking_token: Some(token.to_owned()),
+        payment_action: action.map(|a| PaymentAction {
+            payment_intent: payment_reference.to_owned(),
+            client_secret: a.client_secret.clone(),
+            next_action: a.next_action.clone(),
+            expires_at: deadline,
+        }),
     };
     let body = serde_json::to_value(&view).map_err(Error::unexpected)?;
     sqlx::query(
@@ -1228,6 +1322,49 @@ async fn place(
     .await?;
     s.tx.commit().await?;
     Ok((StatusCode::CREATED, body, Placed::New))
+}
+
+/// Writes an email held back until [`release_held_email`] (or dropped by [`drop_held_email`]):
+/// the confirmation of an order awaiting payment.
+async fn hold_email(tx: &mut Tx, business: BusinessId, payload: Value) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO outbox_messages (business_id, id, topic, payload, next_attempt_at) \
+         VALUES ($1, $2, 'email', $3, 'infinity')",
+    )
+    .bind(business.0)
+    .bind(new_id())
+    .bind(payload)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Sends the held emails of an order now.
+async fn release_held_email(tx: &mut Tx, business: BusinessId, order_id: Uuid) -> Result<()> {
+    sqlx::query(
+        "UPDATE outbox_messages SET next_attempt_at = now() WHERE business_id = $1 \
+         AND next_attempt_at = 'infinity' AND processed_at IS NULL AND failed_at IS NULL \
+         AND payload->>'order_id' = $2::text",
+    )
+    .bind(business.0)
+    .bind(order_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Drops the held emails of an order that ended unpaid (kept, marked failed, for the record).
+async fn drop_held_email(tx: &mut Tx, business: BusinessId, order_id: Uuid) -> Result<()> {
+    sqlx::query(
+        "UPDATE outbox_messages SET failed_at = now(), last_error = 'the order was never paid' \
+         WHERE business_id = $1 AND next_attempt_at = 'infinity' AND processed_at IS NULL \
+         AND failed_at IS NULL AND payload->>'order_id' = $2::text",
+    )
+    .bind(business.0)
+    .bind(order_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 async fn enqueue_email(tx: &mut Tx, business: BusinessId, payload: Value) -> Result<()> {
@@ -1291,6 +1428,16 @@ impl OrderRow {
         self.customer_id
     }
 
+    /// The store.
+    pub fn business_id(&self) -> BusinessId {
+        BusinessId(self.business_id)
+    }
+
+    /// Whether the order waits for the customer's payment step; the business does not see it.
+    pub fn is_awaiting_payment(&self) -> bool {
+        self.status == OrderStatus::AwaitingPayment.as_str()
+    }
+
     fn status(&self) -> Result<OrderStatus> {
         OrderStatus::parse(&self.status)
             .ok_or_else(|| Error::unexpected(anyhow::anyhow!("stored status {}", self.status)))
@@ -1304,11 +1451,16 @@ impl OrderRow {
         }
     }
 
-    fn state(&self) -> Result<OrderState> {
+    /// What the order state machine (and the review rules) need to know of the order.
+    ///
+    /// # Errors
+    /// An unknown stored status (never, by the table's constraint).
+    pub fn state(&self) -> Result<OrderState> {
         Ok(OrderState {
             status: self.status()?,
             fulfilment: self.fulfilment(),
             payment: match self.payment_status.as_str() {
+                "requires_action" => PaymentState::RequiresAction,
                 "authorized" => PaymentState::Authorized,
                 "captured" => PaymentState::Captured,
                 _ => PaymentState::Unpaid,
@@ -1361,6 +1513,7 @@ impl OrderRow {
             prep_time_minutes: self.prep_time_minutes.map(i64::from),
             cancellation_reason: self.cancellation_reason.clone(),
             tracking_token: None,
+            payment_action: None,
         })
     }
 }
@@ -1593,6 +1746,20 @@ pub async fn transition(
             .execute(&mut **tx)
             .await?;
     }
+    if t.outcome == Outcome::Applied {
+        count_for_customer(tx, &row, t.status).await?;
+    }
+    if t.effects.contains(&Effect::OpenCancellationRequest) && by != Party::Staff {
+        notify_cancellation_request(tx, &row, by, &event).await?;
+    }
+    if t.outcome == Outcome::Applied && row.is_awaiting_payment() {
+        // The confirmation email waited for the payment.
+        if t.status == OrderStatus::Pending {
+            release_held_email(tx, business, id).await?;
+        } else {
+            drop_held_email(tx, business, id).await?;
+        }
+    }
     if t.effects.contains(&Effect::NotifyCustomer) {
         let reason = t
             .changes
@@ -1616,136 +1783,133 @@ pub async fn transition(
     Ok((t, row))
 }
 
-/// Performs the payment effects of a committed transition through the order's gateway and
-/// records each answer in `tx`, a short transaction begun by the caller right after the commit:
-/// the order's payment status, the ledger row (`completed`, `canceled` or `refunded`; never
-/// moved backwards, so a repeated effect changes nothing) and, on capture, the platform's fee
-/// at the rate of the business's plan. `refund` is the amount to give back for
-/// [`Effect::RefundPayment`]; `None` is all of it.
+/// Keeps the customer's totals (`total_orders`, `total_spent_minor`) in the transition's
+/// transaction: an order that becomes complete counts with its total, a refund of a completed
+/// order takes it back (the domain refunds whole orders). Guest orders count for nobody.
+/// Completing and refunding are staff transitions, and staff may update their customers.
+async fn count_for_customer(tx: &mut Tx, row: &OrderRow, to: OrderStatus) -> Result<()> {
+    let Some(customer) = row.customer_id else {
+        return Ok(());
+    };
+    let before = row.state()?;
+    let after = OrderState {
+        status: to,
+        ..before
+    };
+    let sign: i64 = if after.is_complete() && !before.is_complete() {
+        1
+    } else if to == OrderStatus::Refunded && before.is_complete() {
+        -1
+    } else {
+        return Ok(());
+    };
+    let counted = sqlx::query(
+        "UPDATE customers SET total_orders = greatest(total_orders + $3, 0), \
+           total_spent_minor = greatest(total_spent_minor + $4, 0) WHERE business_id = $1 AND id = $2",
+    )
+    .bind(row.business_id)
+    .bind(customer)
+    .bind(sign)
+    .bind(sign * row.total_minor)
+    .execute(&mut **tx)
+    .await?;
+    if counted.rows_affected() == 0 {
+        // Row level security hid the customer from this principal: say so rather than lose
+        // the count silently (a principal that completes orders must be allowed to count them).
+        tracing::warn!(order = %row.id, customer = %customer, "customer totals not updated");
+    }
+    Ok(())
+}
+
+/// Tells the business, by email to its contact address through the outbox, that somebody
+/// other than its staff asked to cancel an order it must decide on (a cancellation request).
+async fn notify_cancellation_request(
+    tx: &mut Tx,
+    row: &OrderRow,
+    by: Party,
+    event: &OrderEvent,
+) -> Result<()> {
+    let to: Option<String> =
+        sqlx::query_scalar("SELECT contact_email FROM businesses WHERE id = $1")
+            .bind(row.business_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    let Some(to) = to else {
+        tracing::warn!(order = %row.id, "no business contact for a cancellation request");
+        return Ok(());
+    };
+    let reason = match event {
+        OrderEvent::Cancel { reason } => Some(reason.as_str()),
+        _ => None,
+    };
+    enqueue_email(
+        tx,
+        BusinessId(row.business_id),
+        json!({
+            "template": "cancellation_request",
+            "to": to,
+            "order_id": row.id,
+            "status": row.status,
+            "by": by.as_str(),
+            "reason": reason,
+        }),
+    )
+    .await
+}
+
+/// Writes the payment effects of a transition (capture, release, refund) as payment jobs in
+/// `tx`, the transition's own transaction, so the status change and the money it moves commit
+/// together (see [`crate::payments::jobs`]). `refund` is the amount to give back for
+/// [`Effect::RefundPayment`]; `None` is all of it. An order without a gateway payment (none
+/// was ever authorized) has nothing to move.
 ///
 /// # Errors
-/// Database errors. A failing gateway is logged and leaves the payment status as it was.
-pub async fn settle(
-    app: &App,
+/// Database errors.
+pub async fn enqueue_payment_effects(
     tx: &mut Tx,
     row: &OrderRow,
     effects: &[Effect],
     refund: Option<Money>,
 ) -> Result<()> {
-    let Some(reference) = row.payment_reference.clone() else {
+    let Some(reference) = row.payment_reference.as_deref() else {
         return Ok(());
     };
-    let Some(gateway) = app.payments.for_method(&row.payment_method) else {
-        tracing::warn!(order = %row.id, method = %row.payment_method, "no gateway for the order's payment method");
-        return Ok(());
-    };
-    let total = row.money(row.total_minor)?;
+    let total = row.total()?;
     for effect in effects {
-        let (status, ledger_status, outcome) = match effect {
-            Effect::CapturePayment => (
-                "captured",
-                TransactionStatus::Completed,
-                gateway
-                    .capture(PaymentRef {
-                        idempotency_key: format!("order:{}:capture", row.id),
-                        gateway_payment_id: reference.clone(),
-                        amount: Some(total),
-                    })
-                    .await
-                    .map(|s| Some(s.amount)),
-            ),
-            Effect::ReleasePayment => (
-                "released",
-                TransactionStatus::Canceled,
-                gateway
-                    .cancel(PaymentRef {
-                        idempotency_key: format!("order:{}:release", row.id),
-                        gateway_payment_id: reference.clone(),
-                        amount: None,
-                    })
-                    .await
-                    .map(|()| None),
-            ),
-            Effect::RefundPayment => (
-                "refunded",
-                TransactionStatus::Refunded,
-                gateway
-                    .refund(PaymentRef {
-                        idempotency_key: format!("order:{}:refund", row.id),
-                        gateway_payment_id: reference.clone(),
-                        amount: Some(refund.unwrap_or(total)),
-                    })
-                    .await
-                    .map(|s| Some(s.amount)),
-            ),
+        let (effect, amount) = match effect {
+            Effect::CapturePayment => (JobEffect::Capture, Some(total)),
+            Effect::ReleasePayment => (JobEffect::Release, None),
+            Effect::RefundPayment => (JobEffect::Refund, Some(refund.unwrap_or(total))),
             _ => continue,
         };
-        let moved = match outcome {
-            Ok(moved) => moved,
-            Err(e) => {
-                tracing::warn!(order = %row.id, effect = ?effect, error = %e, "payment effect failed");
-                continue;
-            }
-        };
-        sqlx::query("UPDATE orders SET payment_status = $3, updated_at = now() WHERE business_id = $1 AND id = $2")
-            .bind(row.business_id)
-            .bind(row.id)
-            .bind(status)
-            .execute(&mut **tx)
-            .await?;
-        ledger::set_order_payment_status(tx, row.business_id, row.id, ledger_status).await?;
-        if *effect == Effect::RefundPayment {
-            if let Some(amount) = moved {
-                sqlx::query(
-                    "UPDATE payment_transactions SET metadata = metadata || jsonb_build_object('refunded_minor', $3::bigint) \
-                     WHERE business_id = $1 AND order_id = $2 AND status = 'refunded'",
-                )
-                .bind(row.business_id)
-                .bind(row.id)
-                .bind(amount.minor)
-                .execute(&mut **tx)
-                .await?;
-            }
-        }
-        if *effect == Effect::CapturePayment {
-            record_fee(tx, row, total).await?;
-        }
+        jobs::enqueue(
+            tx,
+            &NewJob {
+                business_id: row.business_id,
+                order_id: row.id,
+                effect,
+                payment_method: &row.payment_method,
+                gateway_payment_id: reference,
+                amount,
+                currency: total.currency,
+            },
+        )
+        .await?;
     }
     Ok(())
 }
 
-/// The platform's commission on a captured order: the plan's rate (copied into the
-/// subscription) of what the store earned, tips excluded (a tip is the driver's or staff's).
-async fn record_fee(tx: &mut Tx, row: &OrderRow, captured: Money) -> Result<()> {
-    let bps: Option<i32> = sqlx::query_scalar(
-        "SELECT platform_fee_bps FROM business_subscriptions WHERE business_id = $1 AND status <> 'canceled'",
-    )
-    .bind(row.business_id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    // Without a live subscription the starter rate, the highest, applies.
-    let bps = bps.map_or(STARTER_PLATFORM_FEE_BPS, i64::from);
-    let base = captured
-        .checked_sub(row.money(row.tip_minor)?)
-        .map_err(Error::unexpected)?;
-    ledger::record_platform_fee(
-        tx,
-        &NewFee {
-            business_id: row.business_id,
-            order_id: row.id,
-            fee_type: ORDER_COMMISSION,
-            base,
-            fee_bps: bps,
-        },
-    )
-    .await?;
-    Ok(())
+/// Moves the money of an order's committed transition now: performs its due payment jobs
+/// (no lock is held while the gateway answers). A failure is logged and left to the payment
+/// job task, which retries with the same idempotency key; the answer shows the order as it is.
+pub async fn settle(app: &App, business: BusinessId, id: Uuid) {
+    if let Err(e) = jobs::run_for_order(app, business, id, app.clock.now()).await {
+        tracing::warn!(order = %id, error = %e, "payment effects left to the payment job task");
+    }
 }
 
 /// The fee type of the platform's commission on an order.
-pub const ORDER_COMMISSION: &str = "order_commission";
-/// The fee rate when a business has no live subscription (the starter plan's).
-const STARTER_PLATFORM_FEE_BPS: i64 = 500;
+pub use crate::payments::ledger::ORDER_COMMISSION;
 
 // Customer cancellation --------------------------------------------------------------------------
 
@@ -1810,11 +1974,10 @@ pub async fn cancel_by_customer(
         })),
     )
     .await?;
+    enqueue_payment_effects(&mut tx, &row, &t.effects, None).await?;
     tx.commit().await?;
     // Money moves after the status change is committed.
-    let mut tx = begin_order_system(app, business).await?;
-    settle(app, &mut tx, &row, &t.effects, None).await?;
-    tx.commit().await?;
+    settle(app, business, id).await;
     // The answer is read as the customer: what they may see of their order.
     let (mut tx, _) = app.db.begin_as(claims).await?;
     let row = find(&mut tx, business, id)
@@ -1836,10 +1999,161 @@ async fn begin_order_system(app: &App, business: BusinessId) -> Result<Tx> {
     Ok(tx)
 }
 
+// Payments awaiting the customer (3-D Secure) ---------------------------------------------------
+
+/// Moves an order awaiting payment to pending once its payment holds, in `tx` (the order system
+/// principal, scoped to `business`): the status through [`order::apply`] with
+/// [`OrderEvent::ConfirmPayment`], the payment status and ledger row to authorized, the
+/// acceptance window started at `now`, the held confirmation email released. Returns false,
+/// changing nothing, when the order is not awaiting payment (already confirmed by the other
+/// path — webhook or client —, expired or cancelled).
+///
+/// # Errors
+/// Database errors.
+pub async fn confirm_awaiting(
+    tx: &mut Tx,
+    business: BusinessId,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let status: Option<String> = sqlx::query_scalar(
+        "SELECT status FROM orders WHERE business_id = $1 AND id = $2 FOR UPDATE",
+    )
+    .bind(business.0)
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if status.as_deref() != Some(OrderStatus::AwaitingPayment.as_str()) {
+        return Ok(false);
+    }
+    let window: Option<i32> = sqlx::query_scalar(
+        "SELECT acceptance_window_secs FROM business_commerce_settings WHERE business_id = $1",
+    )
+    .bind(business.0)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let window = AcceptanceWindow::from_secs(i64::from(window.unwrap_or(180))).unwrap_or_default();
+    let (t, _) = transition(
+        tx,
+        business,
+        id,
+        OrderEvent::ConfirmPayment,
+        Party::System,
+        None,
+        now,
+    )
+    .await?;
+    if t.outcome != Outcome::Applied {
+        return Ok(false);
+    }
+    sqlx::query(
+        "UPDATE orders SET payment_status = 'authorized', acceptance_deadline = $3, updated_at = $4 \
+         WHERE business_id = $1 AND id = $2",
+    )
+    .bind(business.0)
+    .bind(id)
+    .bind(order::acceptance_deadline(now, window))
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    ledger::set_order_payment_status(tx, business.0, id, TransactionStatus::Authorized).await?;
+    Ok(true)
+}
+
+/// The customer's confirmation after their step in the provider's UI (3-D Secure), for an order
+/// the caller could see (`row`, read as the customer or with the tracking token): the payment
+/// is re-read from the provider — never taken from the client — and, once it holds, the order
+/// goes to the business ([`confirm_awaiting`], as the order system, audited as `who`). An order
+/// that no longer awaits payment answers as it is, so a repeated call is harmless.
+///
+/// # Errors
+/// `payment_action_required` (409) while the provider still waits for the customer,
+/// `payment_declined` (402) when the authentication failed (the customer may try again with
+/// another card until the deadline), `unavailable` (503) when the provider cannot be reached.
+pub async fn confirm_payment(
+    app: &App,
+    ctx: &Ctx,
+    row: &OrderRow,
+    who: Who,
+) -> Result<fleetfront_domain::api::order::PaymentConfirmation> {
+    let business = row.business_id();
+    if row.is_awaiting_payment() {
+        let reference = row
+            .payment_reference
+            .clone()
+            .ok_or_else(|| Error::unexpected(anyhow::anyhow!("awaiting payment without one")))?;
+        let gateway = app
+            .payments
+            .for_method(&row.payment_method)
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorCode::Unavailable,
+                    "card payments are not available right now; retry later",
+                )
+            })?;
+        match gateway.authorization(reference).await {
+            Ok(Authorization::Authorized { .. }) => {}
+            Ok(Authorization::RequiresAction { .. }) => {
+                return Err(Error::new(
+                    ErrorCode::PaymentActionRequired,
+                    "the card's authentication is not complete; finish it with the client secret, then confirm again",
+                ))
+            }
+            Err(crate::payments::PaymentError::Declined(m)) => {
+                return Err(Error::new(
+                    ErrorCode::PaymentDeclined,
+                    format!(
+                        "the payment was not authorized ({m}); try again with another card before {}",
+                        row.acceptance_deadline
+                    ),
+                ))
+            }
+            Err(crate::payments::PaymentError::Unavailable(_)) => {
+                return Err(Error::new(
+                    ErrorCode::Unavailable,
+                    "the payment provider is unavailable; confirm again later",
+                ))
+            }
+            Err(crate::payments::PaymentError::Invalid(m)) => {
+                tracing::warn!(order = %row.id, error = %m, "payment could not be confirmed");
+                return Err(Error::new(
+                    ErrorCode::Conflict,
+                    "the payment of this order cannot be confirmed",
+                ));
+            }
+        }
+        let now = app.clock.now();
+        let mut tx = begin_order_system(app, business).await?;
+        if confirm_awaiting(&mut tx, business, row.id, now).await? {
+            audit::record(
+                &mut tx,
+                ctx,
+                who,
+                Some(business),
+                Event::ok("order.payment_confirm", "order", row.id),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+    }
+    let mut tx = begin_order_system(app, business).await?;
+    let now = find(&mut tx, business, row.id)
+        .await?
+        .ok_or_else(|| Error::not_found("order"))?;
+    tx.commit().await?;
+    Ok(fleetfront_domain::api::order::PaymentConfirmation {
+        order_id: now.id,
+        status: now.status()?,
+        payment_status: now.payment_status.clone(),
+        acceptance_deadline: now.acceptance_deadline,
+    })
+}
+
 // Acceptance timeout ------------------------------------------------------------------------------
 
-/// Rejects every pending order whose acceptance deadline has passed at `now`, through
-/// [`order::apply`] with [`Party::System`]; returns how many. Runs as the `order_worker`
+/// Rejects every pending order whose acceptance deadline has passed at `now`, and cancels every
+/// order awaiting payment whose customer did not authenticate in time (its stock is given back
+/// and its payment released), through [`order::apply`] with [`Party::System`]; returns how many. Runs as the `order_worker`
 /// principal, one order per transaction, claimed with `FOR UPDATE SKIP LOCKED` so several
 /// instances share the work. The state lives in the database, so a restart loses nothing.
 ///
@@ -1851,7 +2165,8 @@ pub async fn run_due(app: &App, now: DateTime<Utc>) -> Result<usize> {
         let mut tx = app.db.pool.begin().await?;
         set_principal(&mut tx, "order_worker", None, None, None).await?;
         let due: Option<(Uuid, Uuid)> = sqlx::query_as(
-            "SELECT business_id, id FROM orders WHERE status = 'pending' AND acceptance_deadline <= $1 \
+            "SELECT business_id, id FROM orders WHERE status IN ('pending', 'awaiting_payment') \
+             AND acceptance_deadline <= $1 \
              ORDER BY acceptance_deadline, id LIMIT 1 FOR UPDATE SKIP LOCKED",
         )
         .bind(now)
@@ -1891,11 +2206,9 @@ pub async fn run_due(app: &App, now: DateTime<Utc>) -> Result<usize> {
             Event::ok("order.expire", "order", id),
         )
         .await?;
+        enqueue_payment_effects(&mut tx, &row, &t.effects, None).await?;
         tx.commit().await?;
-        let mut tx = app.db.pool.begin().await?;
-        set_principal(&mut tx, "order_worker", None, None, None).await?;
-        settle(app, &mut tx, &row, &t.effects, None).await?;
-        tx.commit().await?;
+        settle(app, business, id).await;
         handled += 1;
     }
 }

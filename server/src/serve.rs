@@ -103,6 +103,14 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         config.base_domain.clone(),
         config.trust_forwarded_for,
     );
+    let blobs = crate::storage::LocalDiskStore::open(&config.blob_dir).with_context(|| {
+        format!(
+            "cannot use the blob directory {} (FLEETFRONT_BLOB_DIR)",
+            config.blob_dir.display()
+        )
+    })?;
+    tracing::info!(dir = %config.blob_dir.display(), "uploaded files stored on local disk");
+    state.configure_blobs(std::sync::Arc::new(blobs));
     if let Some(stripe) = &config.stripe {
         let gateway =
             crate::payments::stripe::StripeGateway::new(&stripe.api_base, &stripe.secret_key)?;
@@ -127,6 +135,10 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     // Pending orders past their acceptance window are rejected by this task; the deadline is
     // stored with each order, so a restart picks up where the last run stopped.
     let timeouts = crate::orders::spawn_timeouts(state.clone(), std::time::Duration::from_secs(5));
+    // Payment effects whose gateway call failed (or was cut off by a restart) are retried by
+    // this task with their own idempotency keys; the jobs live in the database.
+    let payment_jobs =
+        crate::payments::jobs::spawn(state.clone(), std::time::Duration::from_secs(5));
     let session_listener =
         crate::sessions::start_listener(pools.app.clone(), state.db.sessions.clone()).await?;
     let listener = TcpListener::bind(config.listen)
@@ -143,6 +155,7 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     session_listener.abort();
     outbox.abort();
     timeouts.abort();
+    payment_jobs.abort();
     pools.app.close().await;
     pools.owner.close().await;
     if let Some(cluster) = cluster {

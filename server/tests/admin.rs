@@ -863,6 +863,106 @@ async fn plans_can_be_created_read_changed_and_deleted() {
 }
 
 #[tokio::test]
+async fn plan_platform_fees_are_read_set_and_validated() {
+    let t = TestApp::new().await;
+    let admin = t.admin_token().await;
+    let all = t
+        .send(Method::GET, PLANS, Some(&admin), None)
+        .await
+        .expect(StatusCode::OK);
+    let fee_of = |key: &str| {
+        all.as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["key"] == key)
+            .map(|p| p["platform_fee_bps"].clone())
+            .unwrap()
+    };
+    assert_eq!(fee_of("starter"), 500);
+    assert_eq!(fee_of("enterprise"), 200);
+
+    let plan = |key: &str, fee: Option<i64>| {
+        let mut body = json!({"key": key, "name": key, "currency": "EUR",
+                              "price_monthly_minor": 100, "price_yearly_minor": 1000});
+        if let Some(fee) = fee {
+            body["platform_fee_bps"] = json!(fee);
+        }
+        body
+    };
+    let defaulted = t
+        .send(Method::POST, PLANS, Some(&admin), Some(plan("plain", None)))
+        .await
+        .expect(StatusCode::CREATED);
+    assert_eq!(defaulted["platform_fee_bps"], 500, "the starter rate");
+    let created = t
+        .send(
+            Method::POST,
+            PLANS,
+            Some(&admin),
+            Some(plan("cheap", Some(250))),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    assert_eq!(created["platform_fee_bps"], 250);
+    let path = format!("{PLANS}/{}", created["id"].as_str().unwrap());
+
+    // Out of range (0 to 10,000 basis points): refused, nothing stored or changed.
+    for bad in [-1, 10_001, i64::MAX] {
+        let reply = t
+            .send(
+                Method::POST,
+                PLANS,
+                Some(&admin),
+                Some(plan("bad", Some(bad))),
+            )
+            .await;
+        assert_invalid(&reply, &[("platform_fee_bps", "out_of_range")]);
+        let reply = t
+            .send(
+                Method::PATCH,
+                &path,
+                Some(&admin),
+                Some(json!({"platform_fee_bps": bad})),
+            )
+            .await;
+        assert_invalid(&reply, &[("platform_fee_bps", "out_of_range")]);
+    }
+    let bad: i64 = one(
+        &t,
+        "SELECT count(*) FROM subscription_plans WHERE plan_key = 'bad'",
+    )
+    .await;
+    assert_eq!(bad, 0);
+
+    let changed = t
+        .send(
+            Method::PATCH,
+            &path,
+            Some(&admin),
+            Some(json!({"platform_fee_bps": 0})),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(changed["platform_fee_bps"], 0);
+    assert_eq!(
+        t.send(Method::GET, &path, Some(&admin), None)
+            .await
+            .expect(StatusCode::OK)["platform_fee_bps"],
+        0
+    );
+    // A new subscription gets the plan's rate.
+    let (business, _) = t.business(&admin, "fee-free", "cheap").await;
+    let rate: i32 = one(
+        &t,
+        &format!(
+            "SELECT platform_fee_bps FROM business_subscriptions WHERE business_id = '{business}'"
+        ),
+    )
+    .await;
+    assert_eq!(rate, 0);
+}
+
+#[tokio::test]
 async fn plan_limits_bound_seats_roles_and_domains() {
     let t = TestApp::new().await;
     let admin = t.admin_token().await;

@@ -1213,6 +1213,22 @@ async fn the_storefront_lists_filters_sorts_and_searches_published_products() {
         "a match in the description ranks below matches in names"
     );
     assert!(!found.contains(&"Draft pizza".to_owned()));
+    // The team's search finds drafts too; archived products stay out of both.
+    let staff = t
+        .send(
+            Method::GET,
+            &format!("{PRODUCTS}?q=pizzas"),
+            Some(&owner),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK);
+    let staff_found = names(&staff);
+    assert!(
+        staff_found.contains(&"Draft pizza".to_owned()),
+        "{staff_found:?}"
+    );
+    assert_eq!(staff_found.len(), found.len() + 1, "{staff_found:?}");
     assert_eq!(
         names(&public_list(&t, "?q=tomato%20-spicy").await),
         ["Margherita pizza"]

@@ -40,6 +40,8 @@ struct Operation {
     /// Path template, e.g. `/api/v1/admin/businesses/{id}`.
     template: String,
     has_body: bool,
+    /// The body is `multipart/form-data` (uploads), not JSON.
+    multipart: bool,
     path_params: Vec<PathParam>,
     query_params: Vec<String>,
 }
@@ -103,6 +105,9 @@ fn operations() -> Vec<Operation> {
                 method,
                 template: template.clone(),
                 has_body: op.get("requestBody").is_some(),
+                multipart: op["requestBody"]["content"]
+                    .get("multipart/form-data")
+                    .is_some(),
                 path_params: params("path")
                     .into_iter()
                     .map(|p| PathParam {
@@ -224,6 +229,50 @@ fn bad_bodies() -> Vec<BadBody> {
     ]
 }
 
+/// Bodies an upload (`multipart/form-data`) operation must refuse before it looks at anything
+/// else: JSON or text is the wrong media type, and a multipart type without a boundary is
+/// malformed.
+fn bad_multipart_bodies() -> Vec<BadBody> {
+    let bad = |what, content_type, bytes: &[u8], status, code| BadBody {
+        what,
+        content_type,
+        bytes: bytes.to_vec(),
+        status,
+        code,
+    };
+    let unsupported = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+    vec![
+        bad(
+            "a JSON body",
+            "application/json",
+            b"{}",
+            unsupported,
+            "unsupported_media_type",
+        ),
+        bad(
+            "malformed JSON",
+            "application/json",
+            b"{\"",
+            unsupported,
+            "unsupported_media_type",
+        ),
+        bad(
+            "a text/plain body",
+            "text/plain",
+            b"{}",
+            unsupported,
+            "unsupported_media_type",
+        ),
+        bad(
+            "multipart without a boundary",
+            "multipart/form-data",
+            b"garbage",
+            StatusCode::BAD_REQUEST,
+            "malformed_request",
+        ),
+    ]
+}
+
 /// The bad requests for one operation.
 fn probes(op: &Operation, tokens: &Tokens) -> Vec<Probe> {
     let mut probes = Vec::new();
@@ -242,7 +291,12 @@ fn probes(op: &Operation, tokens: &Tokens) -> Vec<Probe> {
     // body, however malformed, is an `invalid_signature`.
     let signed = path.starts_with("/api/v1/webhooks/");
     if op.has_body {
-        for bad in bad_bodies() {
+        let bodies = if op.multipart {
+            bad_multipart_bodies()
+        } else {
+            bad_bodies()
+        };
+        for bad in bodies {
             let request = request(
                 &op.method,
                 &path,

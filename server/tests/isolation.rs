@@ -188,6 +188,9 @@ async fn world() -> World {
         order_rows(&t, store, customer["access_token"].as_str().unwrap()).await;
         cart_rows(&t, store, customer["access_token"].as_str().unwrap()).await;
         payment_rows(&t, store).await;
+        payment_job_rows(&t, store).await;
+        image_rows(&t, store).await;
+        review_rows(&t, store).await;
     }
     let owner_id = |email: &str| {
         let pool = t.db.pools.owner.clone();
@@ -382,6 +385,90 @@ async fn payment_rows(t: &TestApp, store: &str) {
          SELECT o.business_id, gen_random_uuid(), o.id, 'order_commission', o.total_minor, 250, \
                 o.total_minor * 250 / 10000, o.currency \
            FROM orders o JOIN business_storefront_settings s ON s.business_id = o.business_id \
+          WHERE s.subdomain = $1",
+    )
+    .bind(store)
+    .execute(&t.db.pools.owner)
+    .await
+    .unwrap();
+}
+
+/// Review rows of one business (migration 0012): the customer's review of their order and an
+/// approved rating of its product, written by the owner as the review endpoint and the
+/// business's approval would write them.
+async fn review_rows(t: &TestApp, store: &str) {
+    sqlx::query(
+        "INSERT INTO order_reviews (business_id, id, order_id, customer_id, overall_rating, review_text) \
+         SELECT o.business_id, gen_random_uuid(), o.id, o.customer_id, 4, 'Good' \
+           FROM orders o JOIN business_storefront_settings s ON s.business_id = o.business_id \
+          WHERE s.subdomain = $1 AND o.customer_id IS NOT NULL",
+    )
+    .bind(store)
+    .execute(&t.db.pools.owner)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO product_reviews (business_id, id, product_id, customer_id, order_id, rating, verified_purchase, is_approved) \
+         SELECT o.business_id, gen_random_uuid(), i.product_id, o.customer_id, o.id, 5, true, true \
+           FROM orders o JOIN business_storefront_settings s ON s.business_id = o.business_id \
+           JOIN order_items i ON i.business_id = o.business_id AND i.order_id = o.id \
+          WHERE s.subdomain = $1 AND o.customer_id IS NOT NULL",
+    )
+    .bind(store)
+    .execute(&t.db.pools.owner)
+    .await
+    .unwrap();
+}
+
+/// Product image rows of one business (migration 0011): one image of every product (published,
+/// draft, hidden and archived), written by the owner as the upload endpoint would write them.
+async fn image_rows(t: &TestApp, store: &str) {
+    sqlx::query(
+        "INSERT INTO product_images (business_id, id, product_id, content_hash, content_type, width, height, \
+           byte_size, is_primary) \
+         SELECT p.business_id, gen_random_uuid(), p.id, encode(sha256(p.id::text::bytea), 'hex'), 'image/png', \
+                10, 10, 100, true \
+           FROM products p JOIN business_storefront_settings s ON s.business_id = p.business_id \
+          WHERE s.subdomain = $1",
+    )
+    .bind(store)
+    .execute(&t.db.pools.owner)
+    .await
+    .unwrap();
+}
+
+/// Rows of migration 0013 in one business: a capture job for each of its orders (as an order
+/// transition writes them), and each customer's provider account and saved card.
+async fn payment_job_rows(t: &TestApp, store: &str) {
+    sqlx::query(
+        "INSERT INTO payment_jobs (business_id, id, order_id, effect, idempotency_key, payment_method, \
+         gateway_payment_id, amount_minor, currency) \
+         SELECT o.business_id, gen_random_uuid(), o.id, 'capture', 'order:' || o.id || ':capture', 'card', \
+                'pi_' || replace(o.id::text, '-', ''), o.total_minor, o.currency \
+           FROM orders o JOIN business_storefront_settings s ON s.business_id = o.business_id \
+          WHERE s.subdomain = $1",
+    )
+    .bind(store)
+    .execute(&t.db.pools.owner)
+    .await
+    .unwrap();
+    // Saved cards (also 0013): every customer's provider account and one saved card.
+    sqlx::query(
+        "INSERT INTO customer_gateway_accounts (business_id, customer_id, gateway, gateway_customer_id) \
+         SELECT c.business_id, c.id, 'stripe', 'cus_' || replace(c.id::text, '-', '') \
+           FROM customers c JOIN business_storefront_settings s ON s.business_id = c.business_id \
+          WHERE s.subdomain = $1",
+    )
+    .bind(store)
+    .execute(&t.db.pools.owner)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO customer_payment_methods (business_id, id, customer_id, payment_type, gateway, \
+           gateway_payment_method_id, card_brand, card_last4, card_exp_month, card_exp_year, is_default) \
+         SELECT c.business_id, gen_random_uuid(), c.id, 'card', 'stripe', 'pm_' || replace(c.id::text, '-', ''), \
+                'visa', '4242', 12, 2034, true \
+           FROM customers c JOIN business_storefront_settings s ON s.business_id = c.business_id \
           WHERE s.subdomain = $1",
     )
     .bind(store)
@@ -895,6 +982,16 @@ async fn public_principal_reads_only_the_published_catalog() {
         .await
         .unwrap();
     assert_eq!(variants, 4, "only the variants of visible products");
+    let reviews: i64 = sqlx::query_scalar("SELECT count(*) FROM product_reviews")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(reviews, 1, "only approved reviews of visible products");
+    let images: i64 = sqlx::query_scalar("SELECT count(*) FROM product_images")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(images, 2, "only the images of visible products");
     let inactive: i64 =
         sqlx::query_scalar("SELECT count(*) FROM product_categories WHERE NOT is_active")
             .fetch_one(&mut *tx)
@@ -913,6 +1010,7 @@ async fn public_principal_reads_only_the_published_catalog() {
         "business_subscriptions",
         "audit_log",
         "outbox_messages",
+        "order_reviews",
     ] {
         let visible: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
             .fetch_one(&mut *tx)
@@ -923,6 +1021,7 @@ async fn public_principal_reads_only_the_published_catalog() {
     let writes = [
         "UPDATE products SET price_minor = 1 WHERE business_id = $1",
         "DELETE FROM product_variants WHERE business_id = $1",
+        "DELETE FROM product_images WHERE business_id = $1",
         "UPDATE product_categories SET name = 'x' WHERE business_id = $1",
         "UPDATE business_storefront_settings SET logo_url = NULL WHERE business_id = $1",
     ];

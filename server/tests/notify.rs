@@ -382,3 +382,176 @@ async fn sms_goes_through_the_provider() {
         )]
     );
 }
+
+#[tokio::test]
+async fn a_customers_cancellation_request_is_emailed_to_the_business() {
+    let t = TestApp::new().await;
+    let smtp = SmtpServer::start().await;
+    let admin = t.admin_token().await;
+    let (business, owner) = t.business(&admin, "ask-shop", "growth").await;
+    let day = serde_json::json!([{"open": "00:00", "close": "23:59"}]);
+    let week: serde_json::Map<String, serde_json::Value> = [
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+    ]
+    .into_iter()
+    .map(|d| (d.to_owned(), day.clone()))
+    .collect();
+    t.send(
+        Method::PATCH,
+        "/api/v1/business/storefront",
+        Some(&owner),
+        Some(serde_json::json!({"is_published": true, "operating_hours": week})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let product = t
+        .send(
+            Method::POST,
+            "/api/v1/business/products",
+            Some(&owner),
+            Some(serde_json::json!({"sku": "SOUP", "name": "Soup", "price_minor": 800, "is_published": true})),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let customer = t
+        .send(
+            Method::POST,
+            "/api/v1/auth/customer/register",
+            None,
+            Some(serde_json::json!({"store": "ask-shop", "email": "ann@example.test", "password": common::PASSWORD, "full_name": "Ann"})),
+        )
+        .await
+        .expect(StatusCode::CREATED)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let order = t
+        .send_with(
+            Method::POST,
+            "/api/v1/orders",
+            Some(&customer),
+            Some(serde_json::json!({
+                "items": [{"product_id": product["id"], "quantity": 1}],
+                "fulfilment": {"kind": "pickup"},
+                "payment": {"method": "cash"},
+                "expected_total_minor": 800,
+            })),
+            &[("Idempotency-Key", "ask-1")],
+        )
+        .await
+        .expect(StatusCode::CREATED)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let outbox = sender(&t, &smtp, Arc::new(LogSender));
+    // Welcome and confirmation first, so what follows is only what the request causes.
+    outbox
+        .run_due(Utc::now() + Duration::seconds(1))
+        .await
+        .unwrap();
+    t.send(
+        Method::PATCH,
+        &format!("/api/v1/business/orders/{order}"),
+        Some(&owner),
+        Some(serde_json::json!({"type": "accept", "prep_time": 20})),
+    )
+    .await
+    .expect(StatusCode::OK);
+
+    // Accepted: the customer's cancellation becomes a request the business must decide on.
+    let tracked = t
+        .send(
+            Method::POST,
+            &format!("/api/v1/orders/{order}/cancel"),
+            Some(&customer),
+            Some(serde_json::json!({"reason": "Ordered to the <wrong> shop"})),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(tracked["status"], "confirmed");
+    outbox
+        .run_due(Utc::now() + Duration::seconds(1))
+        .await
+        .unwrap();
+    let to_business: Vec<Received> = smtp
+        .messages()
+        .into_iter()
+        .filter(|m| m.rcpt == ["hello@ask-shop.test"])
+        .collect();
+    assert_eq!(to_business.len(), 1, "{to_business:?}");
+    let mail = &to_business[0];
+    let body = unquote(&mail.data);
+    // Long headers are folded.
+    assert!(
+        mail.data.replace("\n ", " ").contains(&format!(
+            "Subject: Cancellation requested for order {order}"
+        )),
+        "{}",
+        mail.data
+    );
+    assert!(
+        body.contains("The customer asked to cancel order") && body.contains("which is confirmed"),
+        "{body}"
+    );
+    assert!(
+        body.contains("Reason: Ordered to the <wrong> shop"),
+        "{body}"
+    );
+    assert!(body.contains("Ordered to the &lt;wrong&gt; shop"), "{body}");
+    assert!(
+        body.contains(&format!(
+            "https://app.fleetfront.test/business/orders/{order}"
+        )),
+        "{body}"
+    );
+    let pending: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM outbox_messages WHERE business_id = $1 AND processed_at IS NULL",
+    )
+    .bind(business)
+    .fetch_one(&t.db.pools.owner)
+    .await
+    .unwrap();
+    assert_eq!(pending, 0);
+
+    // A pending order is simply cancelled: nothing for the business to decide, no request email.
+    let second = t
+        .send_with(
+            Method::POST,
+            "/api/v1/orders",
+            Some(&customer),
+            Some(serde_json::json!({
+                "items": [{"product_id": product["id"], "quantity": 1}],
+                "fulfilment": {"kind": "pickup"},
+                "payment": {"method": "cash"},
+                "expected_total_minor": 800,
+            })),
+            &[("Idempotency-Key", "ask-2")],
+        )
+        .await
+        .expect(StatusCode::CREATED)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    t.send(
+        Method::POST,
+        &format!("/api/v1/orders/{second}/cancel"),
+        Some(&customer),
+        Some(serde_json::json!({"reason": "Changed my mind"})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let requests: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM outbox_messages WHERE business_id = $1 AND payload->>'template' = 'cancellation_request'",
+    )
+    .bind(business)
+    .fetch_one(&t.db.pools.owner)
+    .await
+    .unwrap();
+    assert_eq!(requests, 1);
+}

@@ -34,6 +34,7 @@ fn authorize_request(key: &str, order: Uuid, minor: i64, method: &str) -> Author
         amount: eur(minor),
         payment_method: Some(method.to_owned()),
         receipt_email: Some("buyer@example.test".into()),
+        customer: None,
     }
 }
 
@@ -167,7 +168,9 @@ async fn three_d_secure_requires_customer_action() {
         Authorization::RequiresAction {
             gateway_payment_id,
             client_secret,
+            next_action,
         } => {
+            assert_eq!(next_action, "use_stripe_sdk");
             assert!(gateway_payment_id.starts_with("pi_"));
             assert!(client_secret.starts_with(&format!("{gateway_payment_id}_secret_")));
         }

@@ -77,8 +77,14 @@ error_codes! {
     AccountInactive => "account_inactive";
     /// The request body is too large.
     PayloadTooLarge => "payload_too_large";
-    /// The request body is not JSON (`Content-Type: application/json` expected).
+    /// The request body's content type is not the one the endpoint takes
+    /// (`application/json`, or `multipart/form-data` for uploads).
     UnsupportedMediaType => "unsupported_media_type";
+    /// The uploaded file is not a JPEG, PNG or WebP image (judged from its bytes, never from
+    /// its name or declared type).
+    UnsupportedImageType => "unsupported_image_type";
+    /// The image cannot be used: truncated or corrupt, or larger than 8000×8000 pixels.
+    InvalidImage => "invalid_image";
     /// The HTTP method is not allowed on this path.
     MethodNotAllowed => "method_not_allowed";
     /// A signed request (a payment provider's webhook) carries no valid signature, or a stale one.
@@ -109,6 +115,12 @@ error_codes! {
     PaymentDeclined => "payment_declined";
     /// The order's status does not allow this change.
     InvalidTransition => "invalid_transition";
+    /// The payment still waits for the customer's step in the provider's UI (3-D Secure).
+    PaymentActionRequired => "payment_action_required";
+    /// The order cannot be reviewed yet: it is not complete (delivered, or picked up).
+    OrderNotComplete => "order_not_complete";
+    /// The order has been reviewed already; a review is written once.
+    AlreadyReviewed => "already_reviewed";
 }
 
 impl ErrorCode {

@@ -72,6 +72,8 @@ ids! {
     ProductId;
     /// A variant (size, flavour, …) of one product.
     VariantId;
+    /// An image of one product.
+    ProductImageId;
     /// An audit log entry.
     AuditId;
     /// A refresh token (the row, never the secret).

@@ -13,12 +13,14 @@ pub mod distance;
 pub mod error;
 pub mod hours;
 pub mod id;
+pub mod media;
 pub mod money;
 pub mod order;
 pub mod permission;
 pub mod plan;
 pub mod pricing;
 pub mod retry;
+pub mod review;
 pub mod throttle;
 pub mod value;
 

@@ -35,6 +35,9 @@ use crate::value::Coordinates;
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
+    /// Placed, but the card's authorization waits for the customer (3-D Secure). The business
+    /// does not see the order yet; its deadline is the customer's time to authenticate.
+    AwaitingPayment,
     /// Placed, awaiting the business.
     Pending,
     /// Accepted by the business, with a preparation time.
@@ -57,7 +60,8 @@ pub enum OrderStatus {
 
 impl OrderStatus {
     /// Every status, forward statuses first.
-    pub const ALL: [OrderStatus; 9] = [
+    pub const ALL: [OrderStatus; 10] = [
+        OrderStatus::AwaitingPayment,
         OrderStatus::Pending,
         OrderStatus::Confirmed,
         OrderStatus::Preparing,
@@ -82,6 +86,7 @@ impl OrderStatus {
     /// Wire and stored form.
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::AwaitingPayment => "awaiting_payment",
             Self::Pending => "pending",
             Self::Confirmed => "confirmed",
             Self::Preparing => "preparing",
@@ -108,13 +113,14 @@ impl OrderStatus {
     /// status comes after all of it. A transition always increases the rank.
     fn rank(self) -> u8 {
         match self {
-            Self::Pending => 0,
-            Self::Confirmed => 1,
-            Self::Preparing => 2,
-            Self::Ready => 3,
-            Self::PickedUp => 4,
-            Self::Delivered => 5,
-            Self::Rejected | Self::Cancelled | Self::Refunded => 6,
+            Self::AwaitingPayment => 0,
+            Self::Pending => 1,
+            Self::Confirmed => 2,
+            Self::Preparing => 3,
+            Self::Ready => 4,
+            Self::PickedUp => 5,
+            Self::Delivered => 6,
+            Self::Rejected | Self::Cancelled | Self::Refunded => 7,
         }
     }
 }
@@ -210,6 +216,9 @@ impl fmt::Display for FulfilmentKind {
 pub enum PaymentState {
     /// Nothing taken yet (cash on delivery before collection).
     Unpaid,
+    /// The card's authorization waits for the customer to authenticate (3-D Secure): nothing
+    /// is held yet, but the provider's payment exists and is released if the order ends.
+    RequiresAction,
     /// A card authorization holds the amount; nothing is captured.
     Authorized,
     /// The money has been taken (card captured, or cash collected).
@@ -226,7 +235,9 @@ pub struct OrderState {
     pub fulfilment: FulfilmentKind,
     /// The payment's progress.
     pub payment: PaymentState,
-    /// When a pending order may be rejected automatically (see [`acceptance_deadline`]).
+    /// When a pending order may be rejected automatically (see [`acceptance_deadline`]); for
+    /// an order awaiting payment, when its authentication is abandoned (see
+    /// [`payment_deadline`]).
     pub acceptance_deadline: DateTime<Utc>,
 }
 
@@ -299,6 +310,21 @@ pub fn acceptance_deadline(placed_at: DateTime<Utc>, window: AcceptanceWindow) -
         .checked_add_signed(window.duration())
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
+
+/// How long a customer has to complete a card's authentication (3-D Secure) before the order
+/// is cancelled and its stock released: 15 minutes.
+pub const PAYMENT_WINDOW_SECS: i64 = 15 * 60;
+
+/// The instant after which the system cancels an order placed at `placed_at` whose payment
+/// still waits for the customer.
+pub fn payment_deadline(placed_at: DateTime<Utc>) -> DateTime<Utc> {
+    placed_at
+        .checked_add_signed(Duration::seconds(PAYMENT_WINDOW_SECS))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// The reason recorded when an order's payment was not completed in time.
+pub const PAYMENT_TIMEOUT_REASON: &str = "the payment was not completed in time";
 
 /// The preparation time a business promises when it accepts: 1 to 240 minutes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -469,8 +495,12 @@ pub enum OrderEvent {
         /// Why, shown to the customer.
         reason: Reason,
     },
-    /// The acceptance window of a pending order has passed (system).
+    /// The acceptance window of a pending order has passed, or the customer did not complete
+    /// the payment of an order awaiting it in time (system).
     Expire,
+    /// The payment provider holds the money of an order awaiting payment: the order goes to
+    /// the business (system, on the provider's word).
+    ConfirmPayment,
     /// The business starts preparing (staff).
     StartPreparing,
     /// The order is ready for pickup or dispatch (staff).
@@ -504,6 +534,7 @@ impl OrderEvent {
             Self::Accept { .. } => EventKind::Accept,
             Self::Reject { .. } => EventKind::Reject,
             Self::Expire => EventKind::Expire,
+            Self::ConfirmPayment => EventKind::ConfirmPayment,
             Self::StartPreparing => EventKind::StartPreparing,
             Self::MarkReady => EventKind::MarkReady,
             Self::PickUp => EventKind::PickUp,
@@ -525,6 +556,8 @@ pub enum EventKind {
     Reject,
     /// [`OrderEvent::Expire`].
     Expire,
+    /// [`OrderEvent::ConfirmPayment`].
+    ConfirmPayment,
     /// [`OrderEvent::StartPreparing`].
     StartPreparing,
     /// [`OrderEvent::MarkReady`].
@@ -541,10 +574,11 @@ pub enum EventKind {
 
 impl EventKind {
     /// Every kind.
-    pub const ALL: [EventKind; 9] = [
+    pub const ALL: [EventKind; 10] = [
         EventKind::Accept,
         EventKind::Reject,
         EventKind::Expire,
+        EventKind::ConfirmPayment,
         EventKind::StartPreparing,
         EventKind::MarkReady,
         EventKind::PickUp,
@@ -559,6 +593,7 @@ impl EventKind {
             Self::Accept => "accept",
             Self::Reject => "reject",
             Self::Expire => "expire",
+            Self::ConfirmPayment => "confirm_payment",
             Self::StartPreparing => "start_preparing",
             Self::MarkReady => "mark_ready",
             Self::PickUp => "pick_up",
@@ -771,7 +806,7 @@ fn may_send(party: Party, event: EventKind, fulfilment: FulfilmentKind) -> bool 
     use Party as P;
     match event {
         E::Accept | E::Reject | E::StartPreparing | E::MarkReady => party == P::Staff,
-        E::Expire => party == P::System,
+        E::Expire | E::ConfirmPayment => party == P::System,
         E::PickUp => {
             party == P::Staff || (party == P::Driver && fulfilment == FulfilmentKind::Delivery)
         }
@@ -835,42 +870,52 @@ pub fn apply(
 
     let (to, reason) = match &event {
         OrderEvent::Accept { .. } => match status {
+            S::AwaitingPayment => return Err(too_early),
             S::Pending => (S::Confirmed, None),
             _ => return Ok(unchanged(Outcome::Superseded, Vec::new())),
         },
         OrderEvent::Reject { reason } => match status {
+            S::AwaitingPayment => return Err(too_early),
             S::Pending => (S::Rejected, Some(reason.clone())),
             _ => return Ok(unchanged(Outcome::Superseded, Vec::new())),
         },
         OrderEvent::Expire => match status {
+            S::AwaitingPayment if at >= current.acceptance_deadline => (
+                S::Cancelled,
+                Some(Reason(PAYMENT_TIMEOUT_REASON.to_owned())),
+            ),
             S::Pending if at >= current.acceptance_deadline => (
                 S::Rejected,
                 Some(Reason(ACCEPTANCE_TIMEOUT_REASON.to_owned())),
             ),
-            S::Pending => {
+            S::AwaitingPayment | S::Pending => {
                 return Err(OrderError::AcceptanceWindowOpen {
                     deadline: current.acceptance_deadline,
                 })
             }
             _ => return Ok(unchanged(Outcome::Superseded, Vec::new())),
         },
+        OrderEvent::ConfirmPayment => match status {
+            S::AwaitingPayment => (S::Pending, None),
+            _ => return Ok(unchanged(Outcome::Superseded, Vec::new())),
+        },
         OrderEvent::StartPreparing => match status {
-            S::Pending => return Err(too_early),
+            S::AwaitingPayment | S::Pending => return Err(too_early),
             S::Confirmed => (S::Preparing, None),
             _ => return Ok(unchanged(Outcome::Superseded, Vec::new())),
         },
         OrderEvent::MarkReady => match status {
-            S::Pending => return Err(too_early),
+            S::AwaitingPayment | S::Pending => return Err(too_early),
             S::Confirmed | S::Preparing => (S::Ready, None),
             _ => return Ok(unchanged(Outcome::Superseded, Vec::new())),
         },
         OrderEvent::PickUp => match status {
-            S::Pending | S::Confirmed | S::Preparing => return Err(too_early),
+            S::AwaitingPayment | S::Pending | S::Confirmed | S::Preparing => return Err(too_early),
             S::Ready => (S::PickedUp, None),
             _ => return Ok(unchanged(Outcome::Superseded, Vec::new())),
         },
         OrderEvent::Deliver { evidence } => match status {
-            S::Pending => return Err(too_early),
+            S::AwaitingPayment | S::Pending => return Err(too_early),
             S::Confirmed | S::Preparing | S::Ready if evidence.is_none() => {
                 return Err(OrderError::EvidenceRequired { status })
             }
@@ -889,9 +934,11 @@ pub fn apply(
             };
             match (by, status) {
                 (_, S::PickedUp) => return requested(),
-                (Party::Customer, S::Pending) => (S::Cancelled, Some(reason.clone())),
+                (Party::Customer, S::AwaitingPayment | S::Pending) => {
+                    (S::Cancelled, Some(reason.clone()))
+                }
                 (Party::Customer, _) => return requested(),
-                (Party::Staff, S::Pending) => return Err(forbidden),
+                (Party::Staff, S::AwaitingPayment | S::Pending) => return Err(forbidden),
                 _ => (S::Cancelled, Some(reason.clone())),
             }
         }
@@ -949,11 +996,21 @@ fn effects(current: &OrderState, to: OrderStatus, by: Party) -> Vec<Effect> {
     let delivery = current.fulfilment == FulfilmentKind::Delivery;
     let give_back = match current.payment {
         PaymentState::Unpaid => None,
-        PaymentState::Authorized => Some(Effect::ReleasePayment),
+        PaymentState::RequiresAction | PaymentState::Authorized => Some(Effect::ReleasePayment),
         PaymentState::Captured => Some(Effect::RefundPayment),
     };
     let capture = (current.payment == PaymentState::Authorized).then_some(Effect::CapturePayment);
     let mut effects: Vec<Effect> = Vec::new();
+    if current.status == S::AwaitingPayment {
+        // The business never saw the order: only the payment and the customer are concerned.
+        if to == S::Cancelled {
+            effects.extend(give_back);
+            effects.push(Effect::NotifyCustomer);
+        } else {
+            effects.push(Effect::NotifyBusiness);
+        }
+        return effects;
+    }
     match to {
         S::Confirmed => {
             if delivery {
@@ -1000,7 +1057,7 @@ fn effects(current: &OrderState, to: OrderStatus, by: Party) -> Vec<Effect> {
             effects.push(Effect::RefundPayment);
             effects.push(Effect::NotifyCustomer);
         }
-        S::Pending => {}
+        S::AwaitingPayment | S::Pending => {}
     }
     effects
 }
@@ -1054,6 +1111,7 @@ mod tests {
             },
             OrderEvent::Reject { reason: reason() },
             OrderEvent::Expire,
+            OrderEvent::ConfirmPayment,
             OrderEvent::StartPreparing,
             OrderEvent::MarkReady,
             OrderEvent::PickUp,
@@ -1092,6 +1150,9 @@ mod tests {
         const DELIVERY: &[FulfilmentKind] = &[Delivery];
         const PICKUP: &[FulfilmentKind] = &[Pickup];
         vec![
+            (BOTH,     S::AwaitingPayment, E::ConfirmPayment, false, &[System],     S::Pending),
+            (BOTH,     S::AwaitingPayment, E::Expire,   false, &[System],           S::Cancelled),
+            (BOTH,     S::AwaitingPayment, E::Cancel,   false, &[Customer, Admin],  S::Cancelled),
             (BOTH,     S::Pending,   E::Accept,         false, &[Staff],            S::Confirmed),
             (BOTH,     S::Pending,   E::Reject,         false, &[Staff],            S::Rejected),
             (BOTH,     S::Pending,   E::Expire,         false, &[System],           S::Rejected),
@@ -1118,6 +1179,7 @@ mod tests {
     /// The rank from which an order has passed an event, making it late.
     fn passed_at(kind: EventKind, fulfilment: FulfilmentKind) -> u8 {
         match kind {
+            E::ConfirmPayment => S::Pending.rank(),
             E::Accept | E::Reject | E::Expire => S::Confirmed.rank(),
             E::StartPreparing => S::Preparing.rank(),
             E::MarkReady => S::Ready.rank(),
@@ -1655,6 +1717,71 @@ mod tests {
         );
     }
 
+    #[test]
+    fn an_order_awaiting_payment_waits_for_the_provider_or_its_deadline() {
+        let awaiting = OrderState {
+            status: S::AwaitingPayment,
+            fulfilment: Pickup,
+            payment: PaymentState::RequiresAction,
+            acceptance_deadline: payment_deadline(placed()),
+        };
+        assert_eq!(
+            awaiting.acceptance_deadline - placed(),
+            Duration::minutes(15)
+        );
+        // The business cannot act on it yet.
+        for event in [
+            event_of(E::Accept, false),
+            event_of(E::Reject, false),
+            event_of(E::StartPreparing, false),
+        ] {
+            let err = apply(&awaiting, event, Staff, placed()).expect_err("too early");
+            assert_eq!(err.code(), "order_not_ready_for_event");
+        }
+        // Confirmed by the provider: pending, with no email or money effect of its own.
+        let t = apply(&awaiting, OrderEvent::ConfirmPayment, System, placed()).expect("applies");
+        assert_eq!(t.status, S::Pending);
+        assert_eq!(t.effects, vec![Effect::NotifyBusiness]);
+        assert_eq!(t.changes.len(), 1);
+        assert!(!t.changes[0].filled_in);
+        // A second confirmation (webhook and client racing) changes nothing.
+        let pending = OrderState {
+            status: S::Pending,
+            payment: PaymentState::Authorized,
+            ..awaiting
+        };
+        let again = apply(&pending, OrderEvent::ConfirmPayment, System, placed()).expect("late");
+        assert_eq!(again.outcome, Outcome::Superseded);
+        // Only the system confirms a payment.
+        for party in [Customer, Staff, Driver, Admin] {
+            assert!(apply(&awaiting, OrderEvent::ConfirmPayment, party, placed()).is_err());
+        }
+        // Abandoned: not before the deadline, then cancelled with the payment released.
+        let err = apply(&awaiting, OrderEvent::Expire, System, placed()).expect_err("open");
+        assert_eq!(err.code(), "acceptance_window_open");
+        let t = apply(
+            &awaiting,
+            OrderEvent::Expire,
+            System,
+            awaiting.acceptance_deadline,
+        )
+        .expect("expires");
+        assert_eq!(t.status, S::Cancelled);
+        assert_eq!(
+            t.effects,
+            vec![Effect::ReleasePayment, Effect::NotifyCustomer]
+        );
+        assert_eq!(
+            t.changes[0].reason.as_ref().map(Reason::as_str),
+            Some(PAYMENT_TIMEOUT_REASON)
+        );
+        // The customer may give up at once; the business may not cancel what it cannot see.
+        let t = apply(&awaiting, event_of(E::Cancel, false), Customer, placed()).expect("ok");
+        assert_eq!(t.status, S::Cancelled);
+        assert!(t.effects.contains(&Effect::ReleasePayment));
+        assert!(apply(&awaiting, event_of(E::Cancel, false), Staff, placed()).is_err());
+    }
+
     fn arb_event() -> impl Strategy<Value = OrderEvent> {
         prop::sample::select(sample_events())
     }
@@ -1669,6 +1796,7 @@ mod tests {
             fulfilment in prop_oneof![Just(Pickup), Just(Delivery)],
             payment in prop_oneof![
                 Just(PaymentState::Unpaid),
+                Just(PaymentState::RequiresAction),
                 Just(PaymentState::Authorized),
                 Just(PaymentState::Captured),
             ],

@@ -108,6 +108,8 @@ permissions! {
     PaymentsRefund => "payments.refund";
     /// See the audit log.
     AuditRead => "audit.read";
+    /// Reply to reviews and approve or hide product reviews.
+    ReviewsManage => "reviews.manage";
 }
 
 /// The roles every business has from the start.
@@ -179,6 +181,7 @@ impl BuiltinRole {
                 FinanceRead,
                 PaymentsRefund,
                 AuditRead,
+                ReviewsManage,
             ],
             Self::Staff => &[BusinessRead, CatalogRead, OrdersRead, OrdersManage],
             Self::Dispatcher => &[BusinessRead, OrdersRead, DispatchManage],
@@ -399,6 +402,11 @@ mod tests {
         assert!(BuiltinRole::Dispatcher
             .permissions()
             .contains(Permission::DispatchManage));
+        // Answering and moderating reviews speaks for the business: not the counter's job.
+        assert!(manager.contains(Permission::ReviewsManage));
+        assert!(!BuiltinRole::Staff
+            .permissions()
+            .contains(Permission::ReviewsManage));
     }
 
     #[test]

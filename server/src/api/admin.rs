@@ -292,11 +292,17 @@ fn plan_view(row: &sqlx::postgres::PgRow) -> Result<PlanView> {
         price_yearly: Money::new(row.try_get("price_yearly_minor")?, currency),
         features: serde_json::from_value(row.try_get("features")?).map_err(Error::unexpected)?,
         limits: serde_json::from_value(row.try_get("limits")?).map_err(Error::unexpected)?,
+        platform_fee_bps: i64::from(row.try_get::<i32, _>("platform_fee_bps")?),
         is_active: row.try_get("is_active")?,
     })
 }
 
-const PLAN_COLUMNS: &str = "id, plan_key, name, currency, price_monthly_minor, price_yearly_minor, features, limits, is_active";
+/// A parsed fee rate (0 to 10,000) as the `integer` column stores it.
+fn fee_bps(bps: i64) -> Result<i32> {
+    i32::try_from(bps).map_err(Error::unexpected)
+}
+
+const PLAN_COLUMNS: &str = "id, plan_key, name, currency, price_monthly_minor, price_yearly_minor, features, limits, platform_fee_bps, is_active";
 
 /// Lists subscription plans.
 #[utoipa::path(get, path = "/api/v1/admin/plans", tag = "admin", security(("bearer" = [])),
@@ -332,8 +338,8 @@ async fn create_plan(
     }
     let id = new_id();
     let row = sqlx::query(&format!(
-        "INSERT INTO subscription_plans (id, plan_key, name, currency, price_monthly_minor, price_yearly_minor, features, limits) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {PLAN_COLUMNS}"
+        "INSERT INTO subscription_plans (id, plan_key, name, currency, price_monthly_minor, price_yearly_minor, features, limits, platform_fee_bps) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {PLAN_COLUMNS}"
     ))
     .bind(id)
     .bind(plan.key.as_str())
@@ -343,6 +349,7 @@ async fn create_plan(
     .bind(plan.price_yearly.minor)
     .bind(serde_json::to_value(&plan.features).map_err(Error::unexpected)?)
     .bind(serde_json::to_value(&plan.limits).map_err(Error::unexpected)?)
+    .bind(fee_bps(plan.platform_fee_bps)?)
     .fetch_one(&mut *tx)
     .await?;
     audit::record(
@@ -394,7 +401,8 @@ async fn update_plan(
     let row = sqlx::query(&format!(
         "UPDATE subscription_plans SET name = coalesce($2, name), price_monthly_minor = coalesce($3, price_monthly_minor), \
          price_yearly_minor = coalesce($4, price_yearly_minor), features = coalesce($5, features), limits = coalesce($6, limits), \
-         is_active = coalesce($7, is_active), updated_at = now() WHERE id = $1 RETURNING {PLAN_COLUMNS}"
+         is_active = coalesce($7, is_active), platform_fee_bps = coalesce($8, platform_fee_bps), updated_at = now() \
+         WHERE id = $1 RETURNING {PLAN_COLUMNS}"
     ))
     .bind(id)
     .bind(update.name.as_ref().map(|n| n.as_str()))
@@ -403,6 +411,7 @@ async fn update_plan(
     .bind(update.features.as_ref().map(serde_json::to_value).transpose().map_err(Error::unexpected)?)
     .bind(update.limits.as_ref().map(serde_json::to_value).transpose().map_err(Error::unexpected)?)
     .bind(update.is_active)
+    .bind(update.platform_fee_bps.map(fee_bps).transpose()?)
     .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| Error::not_found("plan"))?;

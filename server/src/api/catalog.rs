@@ -47,6 +47,7 @@ async fn view(tx: &mut Tx, business: BusinessId, id: Uuid) -> Result<ProductView
     let currency = store::currency(tx, business).await?;
     let mut views =
         store::with_variants(tx, business, vec![row], currency, store::product_view).await?;
+    crate::images::attach(tx, business, &mut views).await?;
     views.pop().ok_or_else(|| Error::not_found("product"))
 }
 
@@ -71,8 +72,9 @@ async fn list_products(
     let (mut tx, _, business) = begin_staff(&app, &auth, Permission::CatalogRead).await?;
     let currency = store::currency(&mut tx, business).await?;
     let (rows, next_cursor) = store::list(&mut tx, business, &listing, Audience::Staff).await?;
-    let items =
+    let mut items =
         store::with_variants(&mut tx, business, rows, currency, store::product_view).await?;
+    crate::images::attach(&mut tx, business, &mut items).await?;
     tx.commit().await?;
     Ok(Json(ProductPage { items, next_cursor }))
 }

@@ -12,7 +12,7 @@ use fleetfront_domain::api::customer::{
 use fleetfront_domain::api::Problem;
 use fleetfront_domain::permission::Actor;
 use fleetfront_domain::value::{Coordinates, DeliveryRadius};
-use fleetfront_domain::{BusinessId, CustomerId, ErrorCode};
+use fleetfront_domain::{BusinessId, Currency, CustomerId, ErrorCode, Money};
 use sqlx::FromRow;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -52,6 +52,8 @@ struct ProfileRow {
     full_name: String,
     loyalty_points: i64,
     total_orders: i64,
+    total_spent_minor: i64,
+    currency: String,
     preferences: serde_json::Value,
     created_at: DateTime<Utc>,
 }
@@ -62,8 +64,9 @@ async fn profile(
     business: BusinessId,
 ) -> Result<CustomerProfile> {
     let row: ProfileRow = sqlx::query_as(
-        "SELECT id, business_id, email, phone, full_name, loyalty_points, total_orders, preferences, created_at \
-         FROM customers WHERE business_id = $1 AND id = $2",
+        "SELECT c.id, c.business_id, c.email, c.phone, c.full_name, c.loyalty_points, c.total_orders, \
+           c.total_spent_minor, b.currency::text AS currency, c.preferences, c.created_at \
+         FROM customers c JOIN businesses b ON b.id = c.business_id WHERE c.business_id = $1 AND c.id = $2",
     )
     .bind(business.0)
     .bind(customer.0)
@@ -78,6 +81,10 @@ async fn profile(
         full_name: row.full_name,
         loyalty_points: row.loyalty_points,
         total_orders: row.total_orders,
+        total_spent: Money::new(
+            row.total_spent_minor,
+            Currency::parse(row.currency.trim()).map_err(Error::unexpected)?,
+        ),
         preferences: serde_json::from_value::<CustomerPreferences>(row.preferences)
             .unwrap_or_default(),
         created_at: row.created_at,

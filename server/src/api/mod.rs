@@ -10,7 +10,10 @@ pub mod commerce;
 pub mod customers;
 pub mod docs;
 pub mod health;
+pub mod images;
 pub mod orders;
+pub mod payment_methods;
+pub mod reviews;
 pub mod storefront;
 pub mod webhooks;
 

@@ -13,7 +13,7 @@ use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use fleetfront_domain::api::order::{
     BusinessOrderQuery, CancelOrderRequest, CheckoutRequest, GuestCheckoutRequest, OrderPage,
-    OrderView, PageQuery, RefundRequest, TrackingQuery, TrackingView,
+    OrderView, PageQuery, PaymentConfirmation, RefundRequest, TrackingQuery, TrackingView,
 };
 use fleetfront_domain::api::{FieldErrors, Problem};
 use fleetfront_domain::auth::Claims;
@@ -45,6 +45,7 @@ pub(crate) fn routes(router: OpenApiRouter<App>) -> OpenApiRouter<App> {
         .routes(routes!(my_orders))
         .routes(routes!(track_order))
         .routes(routes!(cancel_my_order))
+        .routes(routes!(confirm_order_payment))
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<String> {
@@ -174,7 +175,7 @@ async fn list_business_orders(
     let (mut tx, _, business) = begin_staff(&app, &auth, Permission::OrdersRead).await?;
     let sql = format!(
         "SELECT {ORDER_COLUMNS}, ({RANK}) AS live_rank, ({KEY}) AS live_key FROM orders \
-         WHERE business_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::timestamptz IS NULL OR placed_at >= $3) \
+         WHERE business_id = $1 AND status <> 'awaiting_payment' AND ($2::text IS NULL OR status = $2) AND ($3::timestamptz IS NULL OR placed_at >= $3) \
          AND ($4::int IS NULL OR (({RANK}), ({KEY}), id) > ($4, $5, $6)) \
          ORDER BY live_rank, live_key, id LIMIT $7"
     );
@@ -223,8 +224,10 @@ async fn get_business_order(
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<OrderView>> {
     let (mut tx, _, business) = begin_staff(&app, &auth, Permission::OrdersRead).await?;
+    // An order awaiting the customer's payment step is not the business's yet.
     let row = orders::find(&mut tx, business, id)
         .await?
+        .filter(|r| !r.is_awaiting_payment())
         .ok_or_else(|| Error::not_found("order"))?;
     let view = orders::views(&mut tx, vec![row]).await?.pop();
     tx.commit().await?;
@@ -273,10 +276,11 @@ async fn update_business_order(
         })),
     )
     .await?;
+    orders::enqueue_payment_effects(&mut tx, &row, &t.effects, None).await?;
     tx.commit().await?;
     // Money moves after the status change is committed (no lock held across a provider call).
+    orders::settle(&app, business, id).await;
     let (mut tx, _, _) = begin_staff(&app, &auth, Permission::OrdersManage).await?;
-    orders::settle(&app, &mut tx, &row, &t.effects, None).await?;
     let row = orders::find(&mut tx, business, id)
         .await?
         .ok_or_else(|| Error::not_found("order"))?;
@@ -346,11 +350,12 @@ async fn refund_order(
         })),
     )
     .await?;
+    orders::enqueue_payment_effects(&mut tx, &row, &t.effects, amount).await?;
     tx.commit().await?;
     // The money goes back after the status change is committed (no lock held across a
     // provider call); the ledger is written with the gateway's answer.
+    orders::settle(&app, business, id).await;
     let (mut tx, _, _) = begin_staff(&app, &auth, Permission::PaymentsRefund).await?;
-    orders::settle(&app, &mut tx, &row, &t.effects, amount).await?;
     let row = orders::find(&mut tx, business, id)
         .await?
         .ok_or_else(|| Error::not_found("order"))?;
@@ -478,4 +483,61 @@ async fn track_order(
     let view = orders::tracking(&mut tx, &row).await?;
     tx.commit().await?;
     Ok(Json(view))
+}
+
+/// Confirms a card payment after the customer's step in the payment provider's UI (3-D
+/// Secure): the checkout of such an order answers `awaiting_payment` with a `payment_action`
+/// whose `client_secret` the client hands to the provider's SDK; then it calls this. The
+/// payment is re-read from the provider (the client's word is not taken): once the money is
+/// held the order becomes `pending` for the business and its acceptance window starts (Stripe's
+/// webhook does the same if it comes first; either way, once). Open to the customer who placed
+/// the order (bearer token) and to the holder of its tracking token (`?token=`, guests).
+#[utoipa::path(post, path = "/api/v1/orders/{id}/payment/confirm", tag = "orders",
+    params(("id" = Uuid, Path, description = "Order id"), TrackingQuery),
+    responses((status = 200, body = PaymentConfirmation), (status = 401, body = Problem),
+        (status = 402, body = Problem, description = "payment_declined: the authentication failed; another card may be tried until the deadline"),
+        (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "payment_action_required: the customer's step is not complete"),
+        (status = 503, body = Problem)))]
+async fn confirm_order_payment(
+    State(app): State<App>,
+    ctx: Ctx,
+    claims: Option<Extension<Arc<Claims>>>,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(query): ApiQuery<TrackingQuery>,
+) -> Result<Json<PaymentConfirmation>> {
+    let (row, who) = if let Some(token) = query.token.as_deref().filter(|t| !t.is_empty()) {
+        let mut tx = app.db.pool.begin_with("BEGIN READ ONLY").await?;
+        set_principal(&mut tx, "public", None, None, None).await?;
+        orders::set_tracking_hash(&mut tx, &secret_hash(token)).await?;
+        let row: Option<OrderRow> =
+            sqlx::query_as(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        let who = Who {
+            kind: "guest",
+            id: None,
+        };
+        (row.ok_or_else(|| Error::not_found("order"))?, who)
+    } else {
+        let Some(Extension(claims)) = claims else {
+            return Err(Error::unauthenticated(
+                "send the tracking token (?token=) or sign in as the customer who placed the order",
+            ));
+        };
+        let (mut tx, actor) = app.db.begin_as(&claims).await?;
+        let (business, customer): (BusinessId, _) = match actor {
+            Actor::Customer { business, customer } => (business, customer),
+            _ => return Err(Error::not_found("order")),
+        };
+        let row = orders::find(&mut tx, business, id)
+            .await?
+            .filter(|r| r.customer_id() == Some(customer.0))
+            .ok_or_else(|| Error::not_found("order"))?;
+        tx.commit().await?;
+        (row, Who::customer(Some(customer.0)))
+    };
+    Ok(Json(orders::confirm_payment(&app, &ctx, &row, who).await?))
 }

@@ -2,8 +2,9 @@
 //! needed. (A token, if sent, is still verified by the authentication middleware, but never
 //! used for scoping: the store comes from the path.)
 //!
-//! The store is resolved by subdomain with the `storefront_business()` resolver; an unknown,
-//! unpublished or suspended store answers 404. The queries then run in a read-only
+//! The store is resolved by subdomain with `storefront_begin()` (one statement that resolves it
+//! through the `storefront_business()` resolver, sets the principal and returns the currency);
+//! an unknown, unpublished or suspended store answers 404. The queries then run in a read-only
 //! transaction as principal kind `public` scoped to that store, so row level security lets
 //! them see only the published storefront, published products that are not archived (and
 //! their variants), and active categories, even if a query here forgot a condition.
@@ -32,10 +33,9 @@ use uuid::Uuid;
 
 use crate::app::App;
 use crate::catalog::{self as store, Audience};
-use crate::db::{set_principal, Tx};
+use crate::db::Tx;
 use crate::error::{Denied, Error, Result};
 use crate::extract::{ApiPath, ApiQuery};
-use crate::tenancy;
 
 pub(crate) fn routes(router: OpenApiRouter<App>) -> OpenApiRouter<App> {
     router
@@ -63,15 +63,19 @@ fn answer<T>(result: Result<T>) -> PublicResult<T> {
     result.map(Json).map_err(PublicError)
 }
 
-/// Resolves a published, active store and opens a read-only transaction as its `public`
-/// principal.
-async fn begin_public(app: &App, subdomain: &str) -> Result<(Tx, BusinessId)> {
+/// Opens a read-only transaction for a published, active store as its `public` principal, in
+/// one round trip after `BEGIN` (`storefront_begin()`, migration 0014), and returns the store
+/// with its currency.
+async fn begin_public(app: &App, subdomain: &str) -> Result<(Tx, BusinessId, Currency)> {
     let mut tx = app.db.pool.begin_with("BEGIN READ ONLY").await?;
-    let business = tenancy::published_store(&mut *tx, subdomain)
-        .await?
-        .ok_or_else(|| Error::not_found("store"))?;
-    set_principal(&mut tx, "public", None, None, Some(business.0)).await?;
-    Ok((tx, business))
+    let (business, currency): (Uuid, String) =
+        sqlx::query_as("SELECT business_id, currency FROM storefront_begin($1)")
+            .bind(subdomain)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| Error::not_found("store"))?;
+    let currency = Currency::parse(currency.trim()).map_err(Error::unexpected)?;
+    Ok((tx, BusinessId(business), currency))
 }
 
 #[derive(FromRow)]
@@ -100,7 +104,7 @@ async fn get_storefront(
 }
 
 async fn storefront(app: &App, subdomain: &str) -> Result<PublicStorefront> {
-    let (mut tx, business) = begin_public(app, subdomain).await?;
+    let (mut tx, business, _) = begin_public(app, subdomain).await?;
     let row: StorefrontRow = sqlx::query_as(
         "SELECT b.name, s.subdomain, s.theme_colors, s.operating_hours, s.logo_url, s.banner_url, \
            b.time_zone, b.currency, b.delivery_radius_m \
@@ -148,11 +152,11 @@ async fn products(
     query: &ProductListQuery,
 ) -> Result<PublicProductPage> {
     let listing = query.parse()?;
-    let (mut tx, business) = begin_public(app, subdomain).await?;
-    let currency = store::currency(&mut tx, business).await?;
+    let (mut tx, business, currency) = begin_public(app, subdomain).await?;
     let (rows, next_cursor) = store::list(&mut tx, business, &listing, Audience::Public).await?;
-    let items =
+    let mut items =
         store::with_variants(&mut tx, business, rows, currency, store::public_product).await?;
+    crate::images::attach(&mut tx, business, &mut items).await?;
     tx.commit().await?;
     Ok(PublicProductPage { items, next_cursor })
 }
@@ -169,11 +173,10 @@ async fn get_product(
 }
 
 async fn product(app: &App, subdomain: &str, id: Uuid) -> Result<PublicProduct> {
-    let (mut tx, business) = begin_public(app, subdomain).await?;
+    let (mut tx, business, currency) = begin_public(app, subdomain).await?;
     let row = store::product(&mut tx, business, id, Audience::Public)
         .await?
         .ok_or_else(|| Error::not_found("product"))?;
-    let currency = store::currency(&mut tx, business).await?;
     let mut items = store::with_variants(
         &mut tx,
         business,
@@ -182,6 +185,7 @@ async fn product(app: &App, subdomain: &str, id: Uuid) -> Result<PublicProduct> 
         store::public_product,
     )
     .await?;
+    crate::images::attach(&mut tx, business, &mut items).await?;
     tx.commit().await?;
     items.pop().ok_or_else(|| Error::not_found("product"))
 }
@@ -199,7 +203,7 @@ async fn list_categories(
 }
 
 async fn categories(app: &App, subdomain: &str) -> Result<Vec<PublicCategory>> {
-    let (mut tx, business) = begin_public(app, subdomain).await?;
+    let (mut tx, business, _) = begin_public(app, subdomain).await?;
     let rows: Vec<(Uuid, Option<Uuid>, String, String, i32)> = sqlx::query_as(
         "SELECT id, parent_id, name, slug, display_order FROM product_categories WHERE business_id = $1 AND is_active",
     )

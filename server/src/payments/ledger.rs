@@ -137,3 +137,51 @@ pub async fn record_platform_fee(tx: &mut Tx, fee: &NewFee<'_>) -> Result<Money>
     .await?;
     Ok(amount)
 }
+
+/// The fee type of the platform's commission on an order.
+pub const ORDER_COMMISSION: &str = "order_commission";
+/// The fee rate when a business has no live subscription (the starter plan's, the highest).
+const STARTER_PLATFORM_FEE_BPS: i64 = 500;
+
+/// Records the platform's commission on an order whose payment was captured (`captured`), once
+/// per order whichever path learned of the capture first (the transition's payment job or
+/// Stripe's webhook): the plan's rate, copied into the subscription, of what the store earned,
+/// tips excluded (a tip is the driver's or staff's). Returns the fee.
+///
+/// # Errors
+/// `not_found` for an order the caller cannot see; database errors.
+pub async fn record_order_commission(
+    tx: &mut Tx,
+    business_id: Uuid,
+    order_id: Uuid,
+    captured: Money,
+) -> Result<Money> {
+    let tip: Option<i64> =
+        sqlx::query_scalar("SELECT tip_minor FROM orders WHERE business_id = $1 AND id = $2")
+            .bind(business_id)
+            .bind(order_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    let tip = tip.ok_or_else(|| crate::error::Error::not_found("order"))?;
+    let bps: Option<i32> = sqlx::query_scalar(
+        "SELECT platform_fee_bps FROM business_subscriptions WHERE business_id = $1 AND status <> 'canceled'",
+    )
+    .bind(business_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let bps = bps.map_or(STARTER_PLATFORM_FEE_BPS, i64::from);
+    let base = captured
+        .checked_sub(Money::new(tip.min(captured.minor), captured.currency))
+        .map_err(crate::error::Error::unexpected)?;
+    record_platform_fee(
+        tx,
+        &NewFee {
+            business_id,
+            order_id,
+            fee_type: ORDER_COMMISSION,
+            base,
+            fee_bps: bps,
+        },
+    )
+    .await
+}

@@ -10,6 +10,7 @@
 use fleetfront_domain::Money;
 use uuid::Uuid;
 
+pub mod jobs;
 pub mod ledger;
 pub mod stripe;
 pub mod webhook;
@@ -113,6 +114,8 @@ pub struct AuthorizeRequest {
     pub payment_method: Option<String>,
     /// Receipt email.
     pub receipt_email: Option<String>,
+    /// The gateway's customer the payment method is saved to (Stripe `cus_…`), if any.
+    pub customer: Option<String>,
 }
 
 /// The gateway's answer to an authorization.
@@ -130,6 +133,9 @@ pub enum Authorization {
         gateway_payment_id: String,
         /// Secret for the provider's client SDK.
         client_secret: String,
+        /// The provider's kind of next action (Stripe `next_action.type`, e.g.
+        /// `use_stripe_sdk`).
+        next_action: String,
     },
 }
 
@@ -193,6 +199,21 @@ pub trait PaymentGateway: Send + Sync {
 
     /// Returns captured money.
     fn refund(&self, payment: PaymentRef) -> BoxFuture<'_, Result<Settled, PaymentError>>;
+
+    /// Reads where an authorization stands now, e.g. after the customer's step in the
+    /// provider's UI (3-D Secure): held (`Authorized`), still waiting for the customer
+    /// (`RequiresAction`), or refused (`Declined`, the customer may try another card).
+    /// Gateways whose authorizations never wait for the customer need not implement it.
+    fn authorization(
+        &self,
+        gateway_payment_id: String,
+    ) -> BoxFuture<'_, Result<Authorization, PaymentError>> {
+        Box::pin(async move {
+            Err(PaymentError::Invalid(format!(
+                "this gateway cannot re-read the payment {gateway_payment_id}"
+            )))
+        })
+    }
 }
 
 /// Cash on delivery (or at pickup): nothing to reserve; capture records the cash collected.
@@ -229,6 +250,13 @@ impl PaymentGateway for CashGateway {
 
     fn cancel(&self, _payment: PaymentRef) -> BoxFuture<'_, Result<(), PaymentError>> {
         Box::pin(async { Ok(()) })
+    }
+
+    fn authorization(
+        &self,
+        gateway_payment_id: String,
+    ) -> BoxFuture<'_, Result<Authorization, PaymentError>> {
+        Box::pin(async move { Ok(Authorization::Authorized { gateway_payment_id }) })
     }
 
     fn refund(&self, payment: PaymentRef) -> BoxFuture<'_, Result<Settled, PaymentError>> {
@@ -275,6 +303,7 @@ mod tests {
                 amount: Money::new(1250, eur),
                 payment_method: None,
                 receipt_email: None,
+                customer: None,
             })
             .await
             .expect("cash never declines");

@@ -80,6 +80,9 @@ pub struct PaymentIntent {
     /// Why the last attempt failed.
     #[serde(default)]
     pub last_payment_error: Option<StripeErrorBody>,
+    /// What the customer must do (`requires_action`): `{"type": "use_stripe_sdk", …}`.
+    #[serde(default)]
+    pub next_action: Option<Value>,
 }
 
 impl PaymentIntent {
@@ -134,6 +137,40 @@ pub struct StripeErrorBody {
     /// A message for people (safe to show for card errors).
     #[serde(default)]
     pub message: Option<String>,
+}
+
+/// A PaymentMethod as Stripe returns it (the fields saved cards need).
+#[derive(Clone, Debug, Deserialize)]
+pub struct PaymentMethod {
+    /// `pm_…`.
+    pub id: String,
+    /// `card`, `sepa_debit`, …
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The card's display fields, for `card` methods.
+    #[serde(default)]
+    pub card: Option<CardDetails>,
+    /// The customer it is attached to (`cus_…`).
+    #[serde(default)]
+    pub customer: Option<String>,
+}
+
+/// What a card shows (Stripe never returns the number).
+#[derive(Clone, Debug, Deserialize)]
+pub struct CardDetails {
+    /// `visa`, `mastercard`, …
+    pub brand: String,
+    /// The last four digits.
+    pub last4: String,
+    /// Expiry month, 1–12.
+    pub exp_month: i32,
+    /// Expiry year.
+    pub exp_year: i32,
+}
+
+#[derive(Deserialize)]
+struct Customer {
+    id: String,
 }
 
 #[derive(Deserialize)]
@@ -264,6 +301,84 @@ impl StripeGateway {
         parse(&body)
     }
 
+    /// Reads a PaymentMethod (`GET /v1/payment_methods/{id}`): its brand, last four digits and
+    /// expiry, and the customer it is attached to.
+    ///
+    /// # Errors
+    /// `Invalid` for an id that is not a `pm_…` id or is unknown to Stripe; `Unavailable`.
+    pub async fn retrieve_payment_method(&self, id: &str) -> Result<PaymentMethod, PaymentError> {
+        check_id(id, "pm_")?;
+        let request = self
+            .client
+            .get(format!("{}/v1/payment_methods/{id}", self.api_base));
+        let body = self.send(request).await?;
+        parse(&body)
+    }
+
+    /// Creates a Customer (`POST /v1/customers`) with our ids in its metadata; returns `cus_…`.
+    ///
+    /// # Errors
+    /// As every call.
+    pub async fn create_customer(
+        &self,
+        idempotency_key: &str,
+        email: &str,
+        business_id: uuid::Uuid,
+        customer_id: uuid::Uuid,
+    ) -> Result<String, PaymentError> {
+        let form = vec![
+            ("email".to_owned(), email.to_owned()),
+            ("metadata[business_id]".to_owned(), business_id.to_string()),
+            ("metadata[customer_id]".to_owned(), customer_id.to_string()),
+        ];
+        let customer: Customer = self.post("/v1/customers", idempotency_key, &form).await?;
+        check_id(&customer.id, "cus_")?;
+        Ok(customer.id)
+    }
+
+    /// Attaches a PaymentMethod to a Customer (`POST /v1/payment_methods/{id}/attach`), so it
+    /// can be used again.
+    ///
+    /// # Errors
+    /// `Invalid` when it belongs to another customer or does not exist; `Unavailable`.
+    pub async fn attach_payment_method(
+        &self,
+        idempotency_key: &str,
+        id: &str,
+        customer: &str,
+    ) -> Result<PaymentMethod, PaymentError> {
+        check_id(id, "pm_")?;
+        check_id(customer, "cus_")?;
+        let form = vec![("customer".to_owned(), customer.to_owned())];
+        self.post(
+            &format!("/v1/payment_methods/{id}/attach"),
+            idempotency_key,
+            &form,
+        )
+        .await
+    }
+
+    /// Detaches a PaymentMethod from its Customer (`POST /v1/payment_methods/{id}/detach`): it
+    /// cannot be used again.
+    ///
+    /// # Errors
+    /// As every call.
+    pub async fn detach_payment_method(
+        &self,
+        idempotency_key: &str,
+        id: &str,
+    ) -> Result<(), PaymentError> {
+        check_id(id, "pm_")?;
+        let _: PaymentMethod = self
+            .post(
+                &format!("/v1/payment_methods/{id}/detach"),
+                idempotency_key,
+                &[],
+            )
+            .await?;
+        Ok(())
+    }
+
     async fn authorize_intent(
         &self,
         request: AuthorizeRequest,
@@ -295,6 +410,10 @@ impl StripeGateway {
         if let Some(email) = request.receipt_email {
             form.push(("receipt_email".to_owned(), email));
         }
+        // A saved card is attached to a customer, whom Stripe requires to be named.
+        if let Some(customer) = request.customer {
+            form.push(("customer".to_owned(), customer));
+        }
         let intent: PaymentIntent = self
             .post("/v1/payment_intents", &request.idempotency_key, &form)
             .await?;
@@ -317,6 +436,13 @@ pub fn authorization_of(intent: PaymentIntent) -> Result<Authorization, PaymentE
         }),
         "requires_action" | "requires_confirmation" => match intent.client_secret {
             Some(client_secret) => Ok(Authorization::RequiresAction {
+                next_action: intent
+                    .next_action
+                    .as_ref()
+                    .and_then(|a| a.get("type"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("use_stripe_sdk")
+                    .to_owned(),
                 gateway_payment_id: intent.id,
                 client_secret,
             }),
@@ -371,6 +497,16 @@ impl PaymentGateway for StripeGateway {
         request: AuthorizeRequest,
     ) -> BoxFuture<'_, Result<Authorization, PaymentError>> {
         Box::pin(self.authorize_intent(request))
+    }
+
+    fn authorization(
+        &self,
+        gateway_payment_id: String,
+    ) -> BoxFuture<'_, Result<Authorization, PaymentError>> {
+        Box::pin(async move {
+            let intent = self.retrieve_payment_intent(&gateway_payment_id).await?;
+            authorization_of(intent)
+        })
     }
 
     fn capture(&self, payment: PaymentRef) -> BoxFuture<'_, Result<Settled, PaymentError>> {
@@ -588,6 +724,7 @@ mod tests {
             metadata: HashMap::new(),
             latest_charge: None,
             last_payment_error: None,
+            next_action: None,
         };
         assert_eq!(
             intent("requires_capture").ledger_status(),

@@ -10,6 +10,14 @@
 //!
 //! Runs as the `payment_webhook` principal, scoped to the business named in the PaymentIntent's
 //! metadata as Stripe returns it (never as the event's payload says).
+//!
+//! What the payment's state means for its order is applied in the same transaction, as the
+//! order system (`order_worker`, scoped to that business), after the payment is recorded:
+//! a held payment (`requires_capture`, e.g. `payment_intent.amount_capturable_updated` after
+//! 3-D Secure) moves an order awaiting payment to pending ([`orders::confirm_awaiting`]); a
+//! captured one (`payment_intent.succeeded`, `charge.captured`) records the platform's fee
+//! (once per order, whichever path saw the capture first) and completes the order's capture
+//! job, so a capture learned only here is booked all the same.
 
 use chrono::{DateTime, Utc};
 use fleetfront_domain::{BusinessId, ErrorCode};
@@ -18,12 +26,14 @@ use serde_json::{json, Value};
 use sqlx::Row;
 use uuid::Uuid;
 
+use super::ledger;
 use super::stripe::{verify_signature, PaymentIntent, SignatureError, StripeGateway};
 use super::{PaymentError, TransactionStatus};
 use crate::audit::{self, Who};
 use crate::context::Ctx;
 use crate::db::{new_id, set_principal, Db, Tx};
 use crate::error::{Error, Result};
+use crate::orders;
 
 /// The Stripe account's gateway and the webhook endpoint's signing secret.
 #[derive(Debug)]
@@ -162,9 +172,61 @@ pub async fn process(
                 "status": status.as_str(),
             }));
         audit::record(&mut tx, ctx, who, Some(BusinessId(business_id)), event).await?;
+        apply_to_order(&mut tx, business_id, order_id, &intent, status, now).await?;
     }
     tx.commit().await?;
     Ok(Outcome::Processed)
+}
+
+/// What a payment's recorded state means for its order, in the event's transaction, as the order
+/// system scoped to the payment's business (the `payment_webhook` principal sees no orders).
+async fn apply_to_order(
+    tx: &mut Tx,
+    business_id: Uuid,
+    order_id: Uuid,
+    intent: &PaymentIntent,
+    status: TransactionStatus,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    if !matches!(
+        status,
+        TransactionStatus::Authorized | TransactionStatus::Completed
+    ) {
+        return Ok(());
+    }
+    set_principal(tx, "order_worker", None, None, Some(business_id)).await?;
+    match status {
+        TransactionStatus::Authorized => {
+            orders::confirm_awaiting(tx, BusinessId(business_id), order_id, now).await?;
+        }
+        TransactionStatus::Completed => {
+            let captured = intent
+                .money(intent.amount_received)
+                .map_err(|e| Error::unexpected(anyhow::anyhow!("{e}")))?;
+            ledger::record_order_commission(tx, business_id, order_id, captured).await?;
+            sqlx::query(
+                "UPDATE orders SET payment_status = 'captured', updated_at = now() \
+                 WHERE business_id = $1 AND id = $2 AND payment_status IN ('requires_action', 'authorized')",
+            )
+            .bind(business_id)
+            .bind(order_id)
+            .execute(&mut **tx)
+            .await?;
+            sqlx::query(
+                "UPDATE payment_jobs SET completed_at = $3, gateway_result_id = $4, last_error = NULL, updated_at = now() \
+                 WHERE business_id = $1 AND order_id = $2 AND effect = 'capture' \
+                   AND completed_at IS NULL AND failed_at IS NULL",
+            )
+            .bind(business_id)
+            .bind(order_id)
+            .bind(now)
+            .bind(&intent.id)
+            .execute(&mut **tx)
+            .await?;
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// The PaymentIntent an event is about, for the events that change a payment.
@@ -172,7 +234,10 @@ fn intent_of(event: &Event) -> Option<String> {
     let object = &event.data.object;
     let id = if event.kind.starts_with("payment_intent.") {
         object.get("id")
-    } else if event.kind == "charge.refunded" || event.kind.starts_with("charge.refund.") {
+    } else if event.kind == "charge.refunded"
+        || event.kind == "charge.captured"
+        || event.kind.starts_with("charge.refund.")
+    {
         object.get("payment_intent")
     } else {
         None

@@ -230,6 +230,9 @@ impl TestApp {
             "fleetfront.test".into(),
             false,
         );
+        app.configure_blobs(std::sync::Arc::new(
+            fleetfront_server::storage::LocalDiskStore::new(blob_dir(&db.name)),
+        ));
         let router = fleetfront_server::app(app.clone());
         TestApp { db, app, router }
     }
@@ -420,4 +423,11 @@ impl TestApp {
         drop(self);
         TestApp::over(TestDb { name, pools })
     }
+}
+
+/// Where a test database's app keeps uploaded blobs: a temporary folder of its own.
+pub fn blob_dir(database: &str) -> std::path::PathBuf {
+    std::env::temp_dir()
+        .join("fleetfront-test-blobs")
+        .join(database)
 }

@@ -12,7 +12,23 @@
 //!
 //! [`StandIn::fail_next`] answers the next requests with a 500 `api_error` before any work is
 //! done (nothing is stored under the idempotency key, as when Stripe fails before the endpoint
-//! starts executing), with `Stripe-Should-Retry: true`.
+//! starts executing), with `Stripe-Should-Retry: true`; [`StandIn::fail_next_matching`] does
+//! the same for the next requests to paths ending in a suffix (e.g. `/capture`).
+//! [`StandIn::lose_next_answers`] does the work and stores the result under the idempotency key
+//! but answers a 502, as when the connection breaks after Stripe answered: only the
+//! idempotency key keeps the retry from doing the work twice.
+//!
+//! 3-D Secure: `pm_card_threeDSecure2Required` (Stripe's test card 4000 0027 6000 3184)
+//! leaves the PaymentIntent `requires_action` with `next_action.type = use_stripe_sdk`;
+//! [`StandIn::complete_authentication`] plays the customer passing the challenge in Stripe.js
+//! (the intent becomes `requires_capture`), [`StandIn::fail_authentication`] failing it
+//! (`requires_payment_method` with `payment_intent_authentication_failure`).
+//!
+//! Saved cards: `GET /v1/payment_methods/{id}` (the test methods `pm_card_visa`,
+//! `pm_card_mastercard`, `pm_card_threeDSecure2Required`, `pm_card_chargeDeclined` with their
+//! brand, last four digits and expiry), `POST /v1/customers`, `POST
+//! /v1/payment_methods/{id}/attach` (`customer`) and `/detach`; a PaymentIntent with a method
+//! attached to a customer must name that `customer`, as Stripe requires.
 //!
 //! It also signs webhook events as Stripe does ([`signed_event`]) and delivers them to a webhook
 //! endpoint over HTTP ([`deliver`]).
@@ -48,6 +64,13 @@ struct Inner {
     /// key → (fingerprint of method, path and parameters, status, body)
     idempotency: HashMap<String, (String, u16, Value)>,
     fail_next: usize,
+    /// (path suffix, how many more) answered 500 before any work.
+    fail_matching: Option<(String, usize)>,
+    /// (path suffix, how many more) done, but answered 502.
+    lose_matching: Option<(String, usize)>,
+    customers: HashMap<String, Value>,
+    /// payment method → customer it is attached to.
+    attached: HashMap<String, String>,
     /// Every request: (method, path).
     log: Vec<(String, String)>,
     counter: u64,
@@ -86,6 +109,66 @@ impl StandIn {
     /// Answers the next `n` requests with a 500 before doing anything.
     pub fn fail_next(&self, n: usize) {
         self.state.lock().unwrap().fail_next = n;
+    }
+
+    /// Answers the next `n` requests whose path ends with `suffix` with a 500 before doing
+    /// anything.
+    pub fn fail_next_matching(&self, suffix: &str, n: usize) {
+        self.state.lock().unwrap().fail_matching = Some((suffix.to_owned(), n));
+    }
+
+    /// Performs the next `n` requests whose path ends with `suffix` (storing the result under
+    /// their idempotency key) but answers them with a 502, as a broken connection would.
+    pub fn lose_next_answers(&self, suffix: &str, n: usize) {
+        self.state.lock().unwrap().lose_matching = Some((suffix.to_owned(), n));
+    }
+
+    /// The customer passes the 3-D Secure challenge (what Stripe.js does on the client): the
+    /// PaymentIntent holds the money. Returns the intent.
+    pub fn complete_authentication(&self, id: &str) -> Value {
+        let mut inner = self.state.lock().unwrap();
+        let intent = inner.intents.get_mut(id).unwrap();
+        assert_eq!(intent["status"], "requires_action");
+        let amount = intent["amount"].clone();
+        intent["status"] = json!("requires_capture");
+        intent["amount_capturable"] = amount;
+        intent["next_action"] = Value::Null;
+        intent.clone()
+    }
+
+    /// The customer fails the 3-D Secure challenge. Returns the intent.
+    pub fn fail_authentication(&self, id: &str) -> Value {
+        let mut inner = self.state.lock().unwrap();
+        let intent = inner.intents.get_mut(id).unwrap();
+        assert_eq!(intent["status"], "requires_action");
+        intent["status"] = json!("requires_payment_method");
+        intent["next_action"] = Value::Null;
+        intent["last_payment_error"] = json!({
+            "type": "card_error",
+            "code": "payment_intent_authentication_failure",
+            "message": "We are unable to authenticate your payment method. Please choose a different payment method and try again.",
+        });
+        intent.clone()
+    }
+
+    /// How many charges were captured (each capture that took effect makes one).
+    pub fn charges(&self) -> usize {
+        self.state.lock().unwrap().charges.len()
+    }
+
+    /// How many customers were created.
+    pub fn customers_created(&self) -> usize {
+        self.state.lock().unwrap().customers.len()
+    }
+
+    /// The customer a payment method is attached to.
+    pub fn attached_to(&self, payment_method: &str) -> Option<String> {
+        self.state
+            .lock()
+            .unwrap()
+            .attached
+            .get(payment_method)
+            .cloned()
     }
 
     /// How many PaymentIntents exist.
@@ -128,6 +211,16 @@ async fn dispatch(
             .headers_mut()
             .insert("stripe-should-retry", "true".parse().unwrap());
         return response;
+    }
+    if let Some((suffix, left)) = inner.fail_matching.as_mut() {
+        if *left > 0 && path.ends_with(suffix.as_str()) {
+            *left -= 1;
+            let mut response = reply(error(500, "api_error", None, "An unknown error occurred"));
+            response
+                .headers_mut()
+                .insert("stripe-should-retry", "true".parse().unwrap());
+            return response;
+        }
     }
     let authorized = headers
         .get("authorization")
@@ -200,6 +293,17 @@ async fn dispatch(
             .idempotency
             .insert(key, (fingerprint, result.0, result.1.clone()));
     }
+    if let Some((suffix, left)) = inner.lose_matching.as_mut() {
+        if *left > 0 && path.ends_with(suffix.as_str()) {
+            *left -= 1;
+            return reply(error(
+                502,
+                "api_error",
+                None,
+                "Bad gateway (the answer was lost)",
+            ));
+        }
+    }
     reply(result)
 }
 
@@ -228,6 +332,14 @@ fn get(inner: &Inner, path: &str, query: &[(String, String)]) -> Reply {
             }
             None => missing("payment_intent", id),
         },
+        ["v1", "payment_methods", id] => match test_card(id) {
+            Some((brand, last4)) => {
+                let mut method = payment_method(id, brand, last4);
+                method["customer"] = json!(inner.attached.get(*id));
+                (200, method)
+            }
+            None => missing("payment_method", id),
+        },
         _ => error(
             404,
             "invalid_request_error",
@@ -246,8 +358,87 @@ fn missing(kind: &str, id: &str) -> Reply {
     )
 }
 
+/// Stripe's test payment methods: brand and last four digits.
+fn test_card(id: &str) -> Option<(&'static str, &'static str)> {
+    Some(match id {
+        "pm_card_visa" => ("visa", "4242"),
+        "pm_card_mastercard" => ("mastercard", "4444"),
+        "pm_card_threeDSecure2Required" => ("visa", "3184"),
+        "pm_card_chargeDeclined" => ("visa", "0002"),
+        _ => return None,
+    })
+}
+
+fn payment_method(id: &str, brand: &str, last4: &str) -> Value {
+    json!({
+        "id": id,
+        "object": "payment_method",
+        "type": "card",
+        "card": {"brand": brand, "last4": last4, "exp_month": 12, "exp_year": 2034, "funding": "credit", "country": "US"},
+        "customer": null,
+        "livemode": false,
+    })
+}
+
 fn post(inner: &mut Inner, path: &str, params: &HashMap<String, String>) -> Reply {
     match segments(path).as_slice() {
+        ["v1", "customers"] => {
+            let id = inner.id("cus");
+            let customer = json!({
+                "id": id,
+                "object": "customer",
+                "email": params.get("email"),
+                "metadata": params.iter().filter_map(|(k, v)| k.strip_prefix("metadata[")
+                    .and_then(|k| k.strip_suffix(']')).map(|k| (k.to_owned(), json!(v))))
+                    .collect::<serde_json::Map<String, Value>>(),
+            });
+            inner.customers.insert(id, customer.clone());
+            (200, customer)
+        }
+        ["v1", "payment_methods", id, "attach"] => {
+            let Some((brand, last4)) = test_card(id) else {
+                return missing("payment_method", id);
+            };
+            let Some(customer) = params.get("customer") else {
+                return error(
+                    400,
+                    "invalid_request_error",
+                    Some("parameter_missing"),
+                    "Missing required param: customer.",
+                );
+            };
+            if !inner.customers.contains_key(customer) {
+                return missing("customer", customer);
+            }
+            if let Some(other) = inner.attached.get(*id) {
+                if other != customer {
+                    return error(
+                        400,
+                        "invalid_request_error",
+                        Some("payment_method_unexpected_state"),
+                        "The payment method you provided has already been attached to a customer.",
+                    );
+                }
+            }
+            inner.attached.insert((*id).to_owned(), customer.clone());
+            let mut method = payment_method(id, brand, last4);
+            method["customer"] = json!(customer);
+            (200, method)
+        }
+        ["v1", "payment_methods", id, "detach"] => {
+            let Some((brand, last4)) = test_card(id) else {
+                return missing("payment_method", id);
+            };
+            if inner.attached.remove(*id).is_none() {
+                return error(
+                    400,
+                    "invalid_request_error",
+                    Some("payment_method_unexpected_state"),
+                    "The payment method you provided is not attached to a customer so detachment is impossible.",
+                );
+            }
+            (200, payment_method(id, brand, last4))
+        }
         ["v1", "payment_intents"] => create_intent(inner, params),
         ["v1", "payment_intents", id, "capture"] => capture(inner, id, params),
         ["v1", "payment_intents", id, "cancel"] => cancel(inner, id),
@@ -315,14 +506,27 @@ fn create_intent(inner: &mut Inner, params: &HashMap<String, String>) -> Reply {
         "receipt_email": params.get("receipt_email"),
         "status": "requires_payment_method",
     });
+    if let Some(method) = params.get("payment_method") {
+        if let Some(owner) = inner.attached.get(method) {
+            if params.get("customer") != Some(owner) {
+                return error(
+                    400,
+                    "invalid_request_error",
+                    None,
+                    "The provided PaymentMethod belongs to a Customer. Please include the Customer in the `customer` parameter on the PaymentIntent.",
+                );
+            }
+        }
+    }
+    intent["customer"] = json!(params.get("customer"));
     let confirm = params.get("confirm").map(String::as_str) == Some("true");
     if confirm {
         match params.get("payment_method").map(String::as_str) {
-            Some("pm_card_visa") if manual => {
+            Some("pm_card_visa" | "pm_card_mastercard") if manual => {
                 intent["status"] = json!("requires_capture");
                 intent["amount_capturable"] = json!(amount);
             }
-            Some("pm_card_visa") => {
+            Some("pm_card_visa" | "pm_card_mastercard") => {
                 intent["status"] = json!("succeeded");
                 intent["amount_received"] = json!(amount);
             }

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 use crate::hours::OperatingHours;
 use crate::id::{BusinessId, PlanId, SubscriptionId};
 use crate::money::{Currency, Money};
-use crate::plan::{BillingInterval, PlanFeatures, PlanLimits, SubscriptionStatus};
+use crate::plan::{
+    BillingInterval, PlanFeatures, PlanLimits, SubscriptionStatus, MAX_PLATFORM_FEE_BPS,
+};
 use crate::value::{
     Coordinates, DeliveryRadius, DisplayName, Email, Password, Phone, Slug, Subdomain, TimeZoneName,
 };
@@ -395,6 +397,9 @@ pub struct PlanView {
     pub features: PlanFeatures,
     /// Limits.
     pub limits: PlanLimits,
+    /// The platform's fee on every completed order, in basis points (100 = 1 %); copied into
+    /// a subscription when it starts or changes plan.
+    pub platform_fee_bps: i64,
     /// Whether new businesses may choose it.
     pub is_active: bool,
 }
@@ -420,6 +425,10 @@ pub struct CreatePlanRequest {
     /// Limits.
     #[serde(default)]
     pub limits: PlanLimits,
+    /// The platform's fee on every completed order, in basis points (0 to 10,000); the
+    /// starter rate (500) when left out.
+    #[serde(default)]
+    pub platform_fee_bps: Option<i64>,
 }
 
 /// A parsed new plan.
@@ -437,6 +446,24 @@ pub struct NewPlan {
     pub features: PlanFeatures,
     /// Limits.
     pub limits: PlanLimits,
+    /// Platform fee, basis points.
+    pub platform_fee_bps: i64,
+}
+
+/// The platform fee of a new plan that names none: the starter plan's.
+pub const DEFAULT_PLATFORM_FEE_BPS: i64 = 500;
+
+fn check_fee(e: &mut FieldErrors, bps: i64) -> Option<i64> {
+    if (0..=MAX_PLATFORM_FEE_BPS).contains(&bps) {
+        Some(bps)
+    } else {
+        e.push(
+            "platform_fee_bps",
+            "out_of_range",
+            format!("the platform fee must be between 0 and {MAX_PLATFORM_FEE_BPS} basis points"),
+        );
+        None
+    }
 }
 
 fn check_price(e: &mut FieldErrors, field: &str, minor: i64) -> Option<i64> {
@@ -470,6 +497,10 @@ impl CreatePlanRequest {
         };
         let monthly = check_price(&mut e, "price_monthly_minor", self.price_monthly_minor);
         let yearly = check_price(&mut e, "price_yearly_minor", self.price_yearly_minor);
+        let fee = check_fee(
+            &mut e,
+            self.platform_fee_bps.unwrap_or(DEFAULT_PLATFORM_FEE_BPS),
+        );
         e.finish(|| {
             let currency = currency?;
             Some(NewPlan {
@@ -479,6 +510,7 @@ impl CreatePlanRequest {
                 price_yearly: Money::new(yearly?, currency),
                 features: self.features.clone(),
                 limits: self.limits.clone(),
+                platform_fee_bps: fee?,
             })
         })
     }
@@ -504,6 +536,10 @@ pub struct UpdatePlanRequest {
     /// New limits; replaces all of them (a limit left out becomes unlimited).
     #[serde(default)]
     pub limits: Option<PlanLimits>,
+    /// New platform fee, basis points (0 to 10,000). Existing subscriptions keep their rate
+    /// until they change plan.
+    #[serde(default)]
+    pub platform_fee_bps: Option<i64>,
     /// Offer or withdraw the plan.
     #[serde(default)]
     pub is_active: Option<bool>,
@@ -522,6 +558,8 @@ pub struct PlanUpdate {
     pub features: Option<PlanFeatures>,
     /// Limits.
     pub limits: Option<PlanLimits>,
+    /// Platform fee, basis points.
+    pub platform_fee_bps: Option<i64>,
     /// Active.
     pub is_active: Option<bool>,
 }
@@ -546,6 +584,7 @@ impl UpdatePlanRequest {
                 .and_then(|v| check_price(&mut e, "price_yearly_minor", v)),
             features: self.features.clone(),
             limits: self.limits.clone(),
+            platform_fee_bps: self.platform_fee_bps.and_then(|v| check_fee(&mut e, v)),
             is_active: self.is_active,
         };
         e.finish(|| Some(update))
@@ -574,4 +613,45 @@ pub struct PlatformMetrics {
     pub customers: i64,
     /// Published storefronts.
     pub storefronts_published: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(fee: Option<i64>) -> CreatePlanRequest {
+        CreatePlanRequest {
+            key: "pro".into(),
+            name: "Pro".into(),
+            currency: "EUR".into(),
+            price_monthly_minor: 1000,
+            price_yearly_minor: 10000,
+            features: PlanFeatures::default(),
+            limits: PlanLimits::default(),
+            platform_fee_bps: fee,
+        }
+    }
+
+    #[test]
+    fn plan_platform_fees_are_basis_points_of_at_most_everything() {
+        let fee = |bps| plan(bps).parse().map(|p| p.platform_fee_bps);
+        assert_eq!(fee(None).ok(), Some(DEFAULT_PLATFORM_FEE_BPS));
+        assert_eq!(fee(Some(0)).ok(), Some(0));
+        assert_eq!(fee(Some(10_000)).ok(), Some(10_000));
+        for bad in [-1, 10_001, i64::MAX] {
+            let errors = fee(Some(bad)).expect_err("out of range");
+            assert_eq!(errors.0[0].field, "platform_fee_bps", "{bad}");
+        }
+        let update = |bps| {
+            UpdatePlanRequest {
+                platform_fee_bps: Some(bps),
+                ..UpdatePlanRequest::default()
+            }
+            .parse()
+            .map(|u| u.platform_fee_bps)
+        };
+        assert_eq!(update(250).ok(), Some(Some(250)));
+        assert!(update(-5).is_err());
+        assert!(update(20_000).is_err());
+    }
 }

@@ -432,6 +432,8 @@ pub struct ProductView {
     pub available: bool,
     /// Variants, in display order.
     pub variants: Vec<VariantView>,
+    /// Images: the primary image first, then by display order.
+    pub images: Vec<super::media::ProductImageView>,
     /// When it was archived (deleted); archived products are not listed and cannot be edited.
     pub archived_at: Option<DateTime<Utc>>,
     /// Created.

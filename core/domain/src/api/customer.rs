@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::id::{BusinessId, CustomerId};
+use crate::money::Money;
 use crate::value::{Coordinates, CountryCode, DisplayName, Email, Phone, TextLine};
 
 use super::{patch, FieldErrors};
@@ -61,8 +62,10 @@ pub struct CustomerProfile {
     pub full_name: String,
     /// Loyalty points.
     pub loyalty_points: i64,
-    /// Orders placed.
+    /// Completed orders (delivered or collected; a refund takes one back).
     pub total_orders: i64,
+    /// What the completed orders cost, in the store's currency (refunds taken back).
+    pub total_spent: Money,
     /// Preferences.
     pub preferences: CustomerPreferences,
     /// Since.

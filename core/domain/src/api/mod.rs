@@ -9,8 +9,11 @@ pub mod cart;
 pub mod catalog;
 pub mod commerce;
 pub mod customer;
+pub mod media;
 pub mod order;
+pub mod payment;
 pub mod problem;
+pub mod review;
 pub mod storefront;
 
 use serde::{Deserialize, Deserializer};

@@ -61,6 +61,11 @@ pub enum PaymentChoice {
         /// The provider's payment method token, e.g. Stripe `pm_…`.
         token: String,
     },
+    /// One of the signed-in customer's saved cards (`GET /api/v1/customers/me/payment-methods`).
+    SavedCard {
+        /// The saved card's id.
+        payment_method_id: Uuid,
+    },
 }
 
 impl PaymentChoice {
@@ -68,7 +73,7 @@ impl PaymentChoice {
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::Cash => "cash",
-            Self::Card { .. } => "card",
+            Self::Card { .. } | Self::SavedCard { .. } => "card",
         }
     }
 }
@@ -206,7 +211,7 @@ pub struct OrderView {
     pub total: Money,
     /// `cash` or `card`.
     pub payment_method: String,
-    /// `unpaid`, `authorized`, `captured`, `released` or `refunded`.
+    /// `unpaid`, `requires_action`, `authorized`, `captured`, `released` or `refunded`.
     pub payment_status: String,
     /// When it was placed.
     pub placed_at: DateTime<Utc>,
@@ -221,6 +226,43 @@ pub struct OrderView {
     /// The private tracking token; only in the checkout response (and its replays).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracking_token: Option<String>,
+    /// What the customer must do to complete the payment (3-D Secure); only in the checkout
+    /// response (and its replays) of an order that is `awaiting_payment`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_action: Option<PaymentAction>,
+}
+
+/// A step the customer completes in the payment provider's own UI (3-D Secure), as the
+/// provider documents it: the client hands `client_secret` to the provider's SDK (Stripe.js
+/// `handleNextAction`), then calls `POST /api/v1/orders/{id}/payment/confirm`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PaymentAction {
+    /// The provider's payment id (Stripe `pi_…`).
+    pub payment_intent: String,
+    /// The secret for the provider's client SDK.
+    pub client_secret: String,
+    /// The provider's kind of next action, e.g. `use_stripe_sdk`.
+    pub next_action: String,
+    /// The order is cancelled, and its stock released, unless the payment is completed before
+    /// this instant.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// `POST /api/v1/orders/{id}/payment/confirm` answer: the order's state after the payment
+/// provider was asked.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PaymentConfirmation {
+    /// The order.
+    pub order_id: Uuid,
+    /// `pending` once the payment holds (the business sees the order now); a terminal status
+    /// when the order ended before.
+    pub status: OrderStatus,
+    /// `authorized` once the payment holds.
+    pub payment_status: String,
+    /// The business must accept before this.
+    pub acceptance_deadline: DateTime<Utc>,
 }
 
 /// A page of orders.

@@ -11,6 +11,7 @@ use super::catalog::CategoryRef;
 use crate::hours::OperatingHours;
 use crate::id::{CategoryId, ProductId, VariantId};
 use crate::money::{Currency, Money};
+use crate::review::RatingSummary;
 
 /// A published store (`GET /api/v1/storefronts/{subdomain}`).
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
@@ -74,6 +75,10 @@ pub struct PublicProduct {
     pub available: bool,
     /// Variants, in display order.
     pub variants: Vec<PublicVariant>,
+    /// Images: the primary image first, then by display order.
+    pub images: Vec<super::media::PublicImage>,
+    /// Its approved reviews' ratings: count, sum and the average in tenths of a star.
+    pub rating: RatingSummary,
 }
 
 /// A page of storefront products.
