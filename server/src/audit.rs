@@ -178,6 +178,24 @@ pub async fn record(
     Ok(())
 }
 
+/// The `audit_log` row of `event`, as JSON, for a write that inserts it inside a database
+/// function (checkout's `place_order()`): the same columns as [`record`] writes.
+pub fn row(ctx: &Ctx, who: Who, business: BusinessId, event: &Event<'_>) -> Value {
+    serde_json::json!({
+        "business_id": business.0,
+        "id": new_id(),
+        "actor_kind": who.kind,
+        "actor_id": who.id,
+        "action": event.action,
+        "outcome": event.outcome,
+        "resource_type": event.resource_type,
+        "resource_id": event.resource_id,
+        "request_id": ctx.request_id,
+        "client_address": ctx.client_address,
+        "details": event.details,
+    })
+}
+
 /// Records a denied attempt in its own transaction (the request's own transaction, if any, is
 /// rolled back). Tenant-scoped principals are logged in their business's log.
 ///

@@ -8,11 +8,24 @@ use fleetfront_domain::permission::{AccountKind, Actor, Permission, PermissionSe
 use fleetfront_domain::{BusinessId, CustomerId, ErrorCode, UserId};
 use std::sync::Arc;
 
-use sqlx::{PgPool, Postgres, Row};
+use sqlx::{PgPool, Postgres};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::sessions::SessionCache;
+
+/// What `app_begin()` reports about a token's principal, to be checked against the token.
+#[derive(Debug, sqlx::FromRow, serde::Deserialize)]
+pub struct SessionRow {
+    /// The account's current session version.
+    pub session_version: i64,
+    /// Whether the account may act.
+    pub account_active: bool,
+    /// Whether its business is active (`None` for platform accounts).
+    pub business_active: Option<bool>,
+    /// The role's permission keys (staff).
+    pub permissions: Vec<String>,
+}
 
 /// A transaction with a principal set.
 pub type Tx = sqlx::Transaction<'static, Postgres>;
@@ -52,10 +65,7 @@ impl Db {
     /// # Errors
     /// `session_revoked`, `account_inactive`, `business_suspended`, or database errors.
     pub async fn begin_as(&self, claims: &Claims) -> Result<(Tx, Actor)> {
-        if let Some(permissions) =
-            self.sessions
-                .get(claims.kind, claims.sub, claims.business_id, claims.sv)
-        {
+        if let Some(actor) = self.cached_actor(claims) {
             // Verified moments ago: open the transaction and set the principal in one round trip.
             // Every value is a typed id or a fixed kind name, so inlining them is safe.
             let (user, customer) = principal_ids(claims);
@@ -67,12 +77,13 @@ impl Db {
                 customer.map(|c| c.to_string()).unwrap_or_default(),
                 claims.business_id.map(|b| b.to_string()).unwrap_or_default(),
             );
+            let actor = actor?;
             let tx = self.pool.begin_with(begin).await?;
-            return Ok((tx, actor_of(claims, permissions)?));
+            return Ok((tx, actor));
         }
         let mut tx = self.pool.begin().await?;
         let (user, customer) = principal_ids(claims);
-        let row = sqlx::query(
+        let row: Option<SessionRow> = sqlx::query_as(
             "SELECT session_version, account_active, business_active, permissions FROM app_begin($1, $2, $3, $4)",
         )
         .bind(claims.kind.as_str())
@@ -81,33 +92,51 @@ impl Db {
         .bind(claims.business_id.map(|b| b.0))
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(row) = row else {
+        let actor = self.verify_session(claims, row)?;
+        Ok((tx, actor))
+    }
+
+    /// The actor of a session verified moments ago (see [`SessionCache`]), without asking the
+    /// database; `None` when it must be verified again.
+    ///
+    /// # Errors
+    /// A token without the business scope its kind needs.
+    pub fn cached_actor(&self, claims: &Claims) -> Option<Result<Actor>> {
+        self.sessions
+            .get(claims.kind, claims.sub, claims.business_id, claims.sv)
+            .map(|permissions| actor_of(claims, permissions))
+    }
+
+    /// Checks what `app_begin()` returned for the token's principal (no row: the account or
+    /// membership is gone) against the token, remembers a verified session, and returns its
+    /// actor.
+    ///
+    /// # Errors
+    /// `session_revoked`, `account_inactive`, `business_suspended`.
+    pub fn verify_session(&self, claims: &Claims, row: Option<SessionRow>) -> Result<Actor> {
+        let Some(row) = row.filter(|r| r.session_version == claims.sv) else {
             return Err(Error::new(
                 ErrorCode::SessionRevoked,
                 "this session is no longer valid; sign in again",
             ));
         };
-        let session_version: i64 = row.try_get("session_version")?;
-        if session_version != claims.sv {
-            return Err(Error::new(
-                ErrorCode::SessionRevoked,
-                "this session is no longer valid; sign in again",
-            ));
-        }
-        if !row.try_get::<bool, _>("account_active")? {
+        if !row.account_active {
             return Err(Error::new(
                 ErrorCode::AccountInactive,
                 "this account is not active",
             ));
         }
-        if row.try_get::<Option<bool>, _>("business_active")? == Some(false) {
+        if row.business_active == Some(false) {
             return Err(Error::new(
                 ErrorCode::BusinessSuspended,
                 "this business is suspended",
             ));
         }
-        let keys: Vec<String> = row.try_get("permissions")?;
-        let permissions: PermissionSet = keys.iter().filter_map(|k| Permission::parse(k)).collect();
+        let permissions: PermissionSet = row
+            .permissions
+            .iter()
+            .filter_map(|k| Permission::parse(k))
+            .collect();
         let actor = actor_of(claims, permissions.clone())?;
         self.sessions.put(
             claims.kind,
@@ -116,7 +145,7 @@ impl Db {
             claims.sv,
             permissions,
         );
-        Ok((tx, actor))
+        Ok(actor)
     }
 
     /// Begins a sign-in flow transaction (kind `auth`).

@@ -4,22 +4,31 @@
 //!
 //! # Checkout ordering
 //!
+//! Two database round trips, each one statement running as the shopper's principal in its own
+//! implicit transaction (PL/pgSQL functions of migration 0015, so row level security applies to
+//! every read and write inside them):
+//!
 //! 1. The request is parsed; nothing is read yet.
-//! 2. A short transaction looks the `Idempotency-Key` up: a stored response with the same
-//!    fingerprint is replayed, a different fingerprint is refused (`idempotency_key_reused`).
-//! 3. The payment is authorized **before** the order transaction, so no row lock is held while
-//!    a payment provider answers. The amount is the total the customer saw; step 4 refuses the
-//!    order unless the current total equals it, so the authorized amount is the charged amount.
-//!    The provider's idempotency key is derived from this attempt's order id. A retry after a
-//!    success never gets here (step 2 replays it); an authorization whose attempt does not
-//!    place its own order (a refused order, or a concurrent duplicate that lost) is released.
-//! 4. One transaction: the idempotency row is inserted first (a concurrent duplicate waits on
-//!    its unique key and then replays the stored response), the quote is recomputed from
-//!    current prices, stock is taken with a conditional `UPDATE` (sorted by variant, so two
-//!    carts never deadlock), the discount use is counted, and the order, its lines, its first
-//!    status entry, a tracking event, the confirmation email and an audit row are written with
-//!    the stored response. When this transaction fails, a card authorization from step 3 is
-//!    released (best effort; the provider also expires it).
+//! 2. `checkout_context()` reads what the checkout is priced from: the store and its commerce
+//!    settings, the lines' products and variants, the discount code, a saved address or card,
+//!    and any stored response to the `Idempotency-Key` (replayed when the fingerprint matches,
+//!    refused as `idempotency_key_reused` otherwise). A customer's session is re-verified in the
+//!    same statement unless it was verified moments ago. The server then validates and prices
+//!    the checkout with fleetfront-domain; every refusal happens here, before any payment.
+//! 3. The payment is authorized **before** the order is written, so no row lock is held while a
+//!    payment provider answers. The amount is the total the customer saw, which step 2 checked
+//!    against the current total, so the authorized amount is the charged amount. The provider's
+//!    idempotency key is derived from this attempt's order id. A retry after a success never
+//!    gets here (step 2 replays it); an authorization whose attempt does not place its own
+//!    order (refused in step 4, or a concurrent duplicate that won) is released.
+//! 4. `place_order()` writes the order in one statement: the idempotency row first (a
+//!    concurrent duplicate waits on its unique key, then replays the stored response), a check
+//!    that every line's product is still for sale at the price step 2 priced it at (otherwise
+//!    the checkout is priced again from a fresh context, which reports what changed, and placed
+//!    once more), stock taken with a conditional `UPDATE` (sorted by variant, so two carts never
+//!    deadlock), the discount use counted, then the order, its lines, the ledger's
+//!    authorization row, its first status entry, a tracking event, the confirmation email, the
+//!    audit row and the stored response. Any failure rolls the whole statement back.
 //!
 //! A card that needs the customer's step (3-D Secure) does not refuse the checkout: the order
 //! is placed as `awaiting_payment` with the provider's client secret in the answer, and becomes
@@ -48,6 +57,7 @@ use fleetfront_domain::order::{
     self, AcceptanceWindow, Effect, FulfilmentKind, OrderEvent, OrderState, OrderStatus, Outcome,
     Party, PaymentState, Transition,
 };
+use fleetfront_domain::permission::AccountKind;
 use fleetfront_domain::pricing::{
     self, BasisPoints, Cart, CartLine, DeliveryFeeRule, Discount, DiscountValue, Fulfilment,
     PricingError, PricingRules, Quantity, Quote, TaxBase, TaxMode, TaxRule, VariantChoice,
@@ -63,10 +73,10 @@ use crate::app::App;
 use crate::audit::{self, Event, Who};
 use crate::auth::{random_secret, secret_hash};
 use crate::context::Ctx;
-use crate::db::{new_id, set_principal, Tx};
+use crate::db::{new_id, set_principal, SessionRow, Tx};
 use crate::error::{Error, Result};
 use crate::payments::jobs::{self, JobEffect, NewJob};
-use crate::payments::ledger::{self, NewPayment};
+use crate::payments::ledger;
 use crate::payments::{
     Authorization, AuthorizeRequest, GatewayKind, PaymentGateway, PaymentRef, TransactionStatus,
 };
@@ -255,7 +265,7 @@ fn parse(req: &CheckoutRequest, guest: bool) -> Result<Parsed> {
 }
 
 /// The store's side of a checkout.
-#[derive(FromRow)]
+#[derive(Clone, serde::Deserialize)]
 struct StoreRow {
     name: String,
     subdomain: String,
@@ -279,91 +289,8 @@ struct StoreRow {
     acceptance_window_secs: i32,
 }
 
-async fn store(tx: &mut Tx, business: BusinessId) -> Result<StoreRow> {
-    sqlx::query_as(
-        "SELECT b.name, s.subdomain, b.currency, b.time_zone, b.latitude, b.longitude, b.delivery_radius_m, \
-           s.operating_hours, s.is_published, \
-           coalesce(c.tax_rate_bps, 0) AS tax_rate_bps, coalesce(c.prices_include_tax, true) AS prices_include_tax, \
-           coalesce(c.tax_includes_delivery, false) AS tax_includes_delivery, \
-           coalesce(c.offers_delivery, true) AS offers_delivery, coalesce(c.offers_pickup, true) AS offers_pickup, \
-           coalesce(c.delivery_base_fee_minor, 0) AS delivery_base_fee_minor, \
-           coalesce(c.delivery_fee_per_km_minor, 0) AS delivery_fee_per_km_minor, \
-           coalesce(c.delivery_included_m, 0) AS delivery_included_m, c.delivery_max_distance_m, \
-           coalesce(c.minimum_order_minor, 0) AS minimum_order_minor, \
-           coalesce(c.acceptance_window_secs, 180) AS acceptance_window_secs \
-         FROM businesses b JOIN business_storefront_settings s ON s.business_id = b.id \
-         LEFT JOIN business_commerce_settings c ON c.business_id = b.id \
-         WHERE b.id = $1 AND b.status = 'active'",
-    )
-    .bind(business.0)
-    .fetch_optional(&mut **tx)
-    .await?
-    .filter(|s: &StoreRow| s.is_published)
-    .ok_or_else(|| Error::not_found("store"))
-}
-
 fn currency_of(raw: &str) -> Result<Currency> {
     Currency::parse(raw.trim()).map_err(Error::unexpected)
-}
-
-/// An open transaction as the shopper, with what identifies them.
-struct Session {
-    tx: Tx,
-    business: BusinessId,
-    customer: Option<Uuid>,
-    principal: String,
-    who: Who,
-}
-
-async fn begin_shopper(
-    app: &App,
-    shopper: &Shopper,
-    tracking_hash: Option<&[u8]>,
-) -> Result<Session> {
-    match shopper {
-        Shopper::Customer(claims) => {
-            let (tx, actor) = app.db.begin_as(claims).await?;
-            let fleetfront_domain::permission::Actor::Customer { customer, business } = actor
-            else {
-                return Err(Error::forbidden("this endpoint is for a store's customers"));
-            };
-            Ok(Session {
-                tx,
-                business,
-                customer: Some(customer.0),
-                principal: format!("customer:{}", customer.0),
-                who: Who {
-                    kind: "customer",
-                    id: Some(customer.0),
-                },
-            })
-        }
-        Shopper::Guest { store, email, .. } => {
-            let mut tx = app.db.begin_anonymous().await?;
-            let Some(business) = crate::tenancy::published_store(&mut *tx, store).await? else {
-                return Err(Error::field(
-                    "store",
-                    "unknown_store",
-                    "there is no such store",
-                ));
-            };
-            let business = business.0;
-            set_principal(&mut tx, "public", None, None, Some(business)).await?;
-            if let Some(hash) = tracking_hash {
-                set_tracking_hash(&mut tx, hash).await?;
-            }
-            Ok(Session {
-                tx,
-                business: BusinessId(business),
-                customer: None,
-                principal: format!("guest:{}", email.as_str()),
-                who: Who {
-                    kind: "guest",
-                    id: None,
-                },
-            })
-        }
-    }
 }
 
 /// Lets this transaction's `public` principal see the one order with this tracking hash.
@@ -376,36 +303,6 @@ pub async fn set_tracking_hash(tx: &mut Tx, hash: &[u8]) -> Result<()> {
         .execute(&mut **tx)
         .await?;
     Ok(())
-}
-
-async fn stored_response(
-    tx: &mut Tx,
-    business: BusinessId,
-    principal: &str,
-    key: &str,
-    fingerprint: &[u8],
-) -> Result<Option<(StatusCode, Value)>> {
-    let row: Option<(Vec<u8>, i32, Value)> = sqlx::query_as(
-        "SELECT fingerprint, response_status, response_body FROM idempotency_keys \
-         WHERE business_id = $1 AND principal = $2 AND key = $3",
-    )
-    .bind(business.0)
-    .bind(principal)
-    .bind(key)
-    .fetch_optional(&mut **tx)
-    .await?;
-    match row {
-        None => Ok(None),
-        Some((stored, _, _)) if stored != fingerprint => Err(Error::new(
-            ErrorCode::IdempotencyKeyReused,
-            "this Idempotency-Key was used for a different request; use a new key",
-        )),
-        Some((_, status, body)) => Ok(Some((
-            StatusCode::from_u16(u16::try_from(status).unwrap_or(500))
-                .map_err(Error::unexpected)?,
-            body,
-        ))),
-    }
 }
 
 fn pricing_error(e: PricingError) -> Error {
@@ -430,14 +327,14 @@ fn pricing_error(e: PricingError) -> Error {
     Error::new(code, e.to_string())
 }
 
-#[derive(FromRow)]
+#[derive(serde::Deserialize)]
 struct ProductRow {
     id: Uuid,
     name: String,
     price_minor: i64,
 }
 
-#[derive(FromRow)]
+#[derive(serde::Deserialize)]
 struct VariantRow {
     id: Uuid,
     product_id: Uuid,
@@ -446,9 +343,76 @@ struct VariantRow {
     stock_quantity: Option<i32>,
 }
 
+#[derive(serde::Deserialize)]
+struct DiscountRow {
+    id: Uuid,
+    code: String,
+    percent_bps: Option<i32>,
+    amount_minor: Option<i64>,
+    valid_from: Option<DateTime<Utc>>,
+    valid_until: Option<DateTime<Utc>>,
+    minimum_subtotal_minor: i64,
+    usage_limit: Option<i32>,
+    times_used: i32,
+}
+
+/// A saved address, as snapshotted into the order.
+#[derive(serde::Deserialize, serde::Serialize)]
+struct AddressRow {
+    address_line1: String,
+    address_line2: Option<String>,
+    city: String,
+    postal_code: Option<String>,
+    country: String,
+    latitude: f64,
+    longitude: f64,
+    delivery_instructions: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct SavedCard {
+    token: String,
+    gateway_customer: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct StoredResponse {
+    fingerprint: String,
+    status: i32,
+    body: Value,
+}
+
+/// Everything a checkout is priced from, read in one statement (`checkout_context()`,
+/// migration 0015) as the shopper's principal.
+#[derive(serde::Deserialize)]
+struct Context {
+    business_id: Option<Uuid>,
+    /// What `app_begin()` said about a customer's session, when it had to be verified.
+    #[serde(default)]
+    session: Option<SessionRow>,
+    #[serde(default)]
+    stored: Option<StoredResponse>,
+    #[serde(default)]
+    store: Option<StoreRow>,
+    #[serde(default)]
+    products: Vec<ProductRow>,
+    #[serde(default)]
+    variants: Vec<VariantRow>,
+    #[serde(default)]
+    discount: Option<DiscountRow>,
+    #[serde(default)]
+    address: Option<AddressRow>,
+    #[serde(default)]
+    saved_card: Option<SavedCard>,
+    #[serde(default)]
+    customer_email: Option<String>,
+}
+
 /// The priced cart and what the order needs beyond the quote.
 struct Priced {
     quote: Quote,
+    /// Per line, the product's price and the variant's adjustment it was priced at.
+    catalog: Vec<(i64, i64)>,
     variant_names: Vec<Option<String>>,
     discount_id: Option<Uuid>,
     address: Option<(Value, u32)>,
@@ -456,10 +420,13 @@ struct Priced {
     currency: Currency,
 }
 
-/// Validates and prices the checkout inside `s.tx` (reads only).
-async fn price(s: &mut Session, parsed: &Parsed, now: DateTime<Utc>) -> Result<Priced> {
-    let business = s.business;
-    let store = store(&mut s.tx, business).await?;
+/// Validates and prices the checkout from its context (no IO).
+fn price(ctx: &Context, parsed: &Parsed, now: DateTime<Utc>) -> Result<Priced> {
+    let store = ctx
+        .store
+        .clone()
+        .filter(|s| s.is_published)
+        .ok_or_else(|| Error::not_found("store"))?;
     let currency = currency_of(&store.currency)?;
     let tz = TimeZoneName::parse(&store.time_zone)
         .map_err(|e| Error::unexpected(anyhow::anyhow!("stored time zone: {}", e.message)))?
@@ -509,19 +476,8 @@ async fn price(s: &mut Session, parsed: &Parsed, now: DateTime<Utc>) -> Result<P
         }
         Some(choice) => {
             let (snapshot, location) = match choice {
-                AddressChoice::Saved(id) => {
-                    #[allow(clippy::type_complexity)] // one row shape, read right here
-let row: Option<(String, Option<String>, String, Option<String>, String, f64, f64, Option<String>)> =
-                        sqlx::query_as(
-                            "SELECT address_line1, address_line2, city, postal_code, country, latitude, longitude, delivery_instructions \
-                             FROM customer_addresses WHERE business_id = $1 AND customer_id = $2 AND id = $3",
-                        )
-                        .bind(business.0)
-                        .bind(s.customer)
-                        .bind(id)
-                        .fetch_optional(&mut *s.tx)
-                        .await?;
-                    let Some(r) = row else {
+                AddressChoice::Saved(_) => {
+                    let Some(r) = &ctx.address else {
                         return Err(Error::field(
                             "fulfilment.address_id",
                             "unknown_address",
@@ -529,11 +485,10 @@ let row: Option<(String, Option<String>, String, Option<String>, String, f64, f6
                         ));
                     };
                     (
-                        json!({"address_line1": r.0, "address_line2": r.1, "city": r.2, "postal_code": r.3,
-                               "country": r.4.trim(), "latitude": r.5, "longitude": r.6, "delivery_instructions": r.7}),
+                        serde_json::to_value(r).map_err(Error::unexpected)?,
                         Coordinates {
-                            latitude: r.5,
-                            longitude: r.6,
+                            latitude: r.latitude,
+                            longitude: r.longitude,
                         },
                     )
                 }
@@ -568,30 +523,13 @@ let row: Option<(String, Option<String>, String, Option<String>, String, f64, f6
     };
 
     // Current catalog rows (row level security shows only published, unarchived products).
-    let product_ids: Vec<Uuid> = parsed.lines.iter().map(|l| l.0).collect();
-    let products: HashMap<Uuid, ProductRow> = sqlx::query_as::<_, ProductRow>(
-        "SELECT id, name, price_minor FROM products WHERE business_id = $1 AND id = ANY($2) \
-         AND is_published AND archived_at IS NULL",
-    )
-    .bind(business.0)
-    .bind(&product_ids)
-    .fetch_all(&mut *s.tx)
-    .await?
-    .into_iter()
-    .map(|p| (p.id, p))
-    .collect();
-    let variants: Vec<VariantRow> = sqlx::query_as(
-        "SELECT id, product_id, name, price_adjustment_minor, stock_quantity FROM product_variants \
-         WHERE business_id = $1 AND product_id = ANY($2)",
-    )
-    .bind(business.0)
-    .bind(&product_ids)
-    .fetch_all(&mut *s.tx)
-    .await?;
+    let products: HashMap<Uuid, &ProductRow> = ctx.products.iter().map(|p| (p.id, p)).collect();
+    let variants = &ctx.variants;
     let mut unavailable = FieldErrors::default();
     let mut missing_variant = FieldErrors::default();
     let mut short = FieldErrors::default();
     let mut cart_lines = Vec::with_capacity(parsed.lines.len());
+    let mut catalog = Vec::with_capacity(parsed.lines.len());
     let mut variant_names = Vec::with_capacity(parsed.lines.len());
     for (i, (product_id, variant_id, quantity, _)) in parsed.lines.iter().enumerate() {
         let Some(product) = products.get(product_id) else {
@@ -638,6 +576,10 @@ let row: Option<(String, Option<String>, String, Option<String>, String, f64, f6
             }
         }
         variant_names.push(variant.map(|v| v.name.clone()));
+        catalog.push((
+            product.price_minor,
+            variant.map_or(0, |v| v.price_adjustment_minor),
+        ));
         cart_lines.push(CartLine {
             product_id: *product_id,
             name: product.name.clone(),
@@ -660,26 +602,16 @@ let row: Option<(String, Option<String>, String, Option<String>, String, f64, f6
     }
 
     // The discount, as stored now.
-    let (discount, discount_id) = match &parsed.discount_code {
-        None => (None, None),
-        Some(code) => {
-            #[allow(clippy::type_complexity)] // one row shape, read right here
-let row: Option<(Uuid, String, Option<i32>, Option<i64>, Option<DateTime<Utc>>, Option<DateTime<Utc>>, i64, Option<i32>, i32)> =
-                sqlx::query_as(
-                    "SELECT id, code, percent_bps, amount_minor, valid_from, valid_until, minimum_subtotal_minor, usage_limit, times_used \
-                     FROM discount_codes WHERE business_id = $1 AND lower(code) = lower($2) AND is_active",
-                )
-                .bind(business.0)
-                .bind(code)
-                .fetch_optional(&mut *s.tx)
-                .await?;
-            let Some(r) = row else {
-                return Err(
-                    Error::field("discount_code", "unknown_code", "no such discount code")
-                        .with_code(ErrorCode::DiscountInvalid),
-                );
-            };
-            let value = match (r.2, r.3) {
+    let (discount, discount_id) = match (&parsed.discount_code, &ctx.discount) {
+        (None, _) => (None, None),
+        (Some(_), None) => {
+            return Err(
+                Error::field("discount_code", "unknown_code", "no such discount code")
+                    .with_code(ErrorCode::DiscountInvalid),
+            );
+        }
+        (Some(_), Some(r)) => {
+            let value = match (r.percent_bps, r.amount_minor) {
                 (Some(bps), _) => DiscountValue::Percent {
                     rate: BasisPoints::new(i64::from(bps)).map_err(Error::unexpected)?,
                 },
@@ -692,15 +624,15 @@ let row: Option<(Uuid, String, Option<i32>, Option<i64>, Option<DateTime<Utc>>, 
             };
             (
                 Some(Discount {
-                    code: r.1,
+                    code: r.code.clone(),
                     value,
-                    valid_from: r.4,
-                    valid_until: r.5,
-                    minimum_subtotal: Money::new(r.6, currency),
-                    usage_limit: r.7.map(|l| u32::try_from(l).unwrap_or(0)),
-                    times_used: u32::try_from(r.8).unwrap_or(0),
+                    valid_from: r.valid_from,
+                    valid_until: r.valid_until,
+                    minimum_subtotal: Money::new(r.minimum_subtotal_minor, currency),
+                    usage_limit: r.usage_limit.map(|l| u32::try_from(l).unwrap_or(0)),
+                    times_used: u32::try_from(r.times_used).unwrap_or(0),
                 }),
-                Some(r.0),
+                Some(r.id),
             )
         }
     };
@@ -788,6 +720,7 @@ let row: Option<(Uuid, String, Option<i32>, Option<i64>, Option<DateTime<Utc>>, 
     }
     Ok(Priced {
         quote,
+        catalog,
         variant_names,
         discount_id,
         address,
@@ -798,6 +731,117 @@ let row: Option<(Uuid, String, Option<i32>, Option<i64>, Option<DateTime<Utc>>, 
 
 fn gateway_key(order_id: Uuid) -> String {
     format!("order:{order_id}:authorize")
+}
+
+/// Who checks out, as the checkout functions and the idempotency namespace see them.
+struct Buyer<'a> {
+    /// Principal kind: `customer` or `public` (a guest).
+    kind: &'static str,
+    customer: Option<Uuid>,
+    /// The idempotency namespace: `customer:<id>` or `guest:<email>`.
+    principal: String,
+    who: Who,
+    /// A customer's claims when the session must be verified against the database.
+    verify: Option<&'a Claims>,
+}
+
+fn buyer<'a>(app: &App, shopper: &'a Shopper) -> Result<Buyer<'a>> {
+    match shopper {
+        Shopper::Customer(claims) => {
+            let not_customer = || Error::forbidden("this endpoint is for a store's customers");
+            if claims.kind != AccountKind::Customer || claims.business_id.is_none() {
+                return Err(not_customer());
+            }
+            let verify = match app.db.cached_actor(claims) {
+                Some(actor) => {
+                    actor?;
+                    None
+                }
+                None => Some(claims.as_ref()),
+            };
+            Ok(Buyer {
+                kind: "customer",
+                customer: Some(claims.sub),
+                principal: format!("customer:{}", claims.sub),
+                who: Who::customer(Some(claims.sub)),
+                verify,
+            })
+        }
+        Shopper::Guest { email, .. } => Ok(Buyer {
+            kind: "public",
+            customer: None,
+            principal: format!("guest:{}", email.as_str()),
+            who: Who {
+                kind: "guest",
+                id: None,
+            },
+            verify: None,
+        }),
+    }
+}
+
+/// Reads the checkout's context (one round trip) and checks the session and the store.
+async fn load_context(
+    app: &App,
+    shopper: &Shopper,
+    buyer: &Buyer<'_>,
+    key: &str,
+    parsed: &Parsed,
+    req: &CheckoutRequest,
+) -> Result<(BusinessId, Context)> {
+    let product_ids: Vec<Uuid> = parsed.lines.iter().map(|l| l.0).collect();
+    let (subdomain, business) = match shopper {
+        Shopper::Guest { store, .. } => (Some(store.as_str()), None),
+        Shopper::Customer(claims) => (None, claims.business_id.map(|b| b.0)),
+    };
+    let input = json!({
+        "kind": buyer.kind,
+        "subdomain": subdomain,
+        "business_id": business,
+        "customer_id": buyer.customer,
+        "validate_session": buyer.verify.is_some(),
+        "principal": buyer.principal,
+        "key": key,
+        "product_ids": product_ids,
+        "discount_code": parsed.discount_code,
+        "address_id": match &parsed.address {
+            Some(AddressChoice::Saved(id)) => Some(*id),
+            _ => None,
+        },
+        "payment_method_id": match &req.payment {
+            PaymentChoice::SavedCard { payment_method_id } => Some(*payment_method_id),
+            _ => None,
+        },
+    });
+    let sqlx::types::Json(mut context): sqlx::types::Json<Context> =
+        sqlx::query_scalar("SELECT checkout_context($1)")
+            .bind(input)
+            .fetch_one(&app.db.pool)
+            .await?;
+    if let Some(claims) = buyer.verify {
+        app.db.verify_session(claims, context.session.take())?;
+    }
+    let Some(business) = context.business_id else {
+        return Err(Error::field(
+            "store",
+            "unknown_store",
+            "there is no such store",
+        ));
+    };
+    Ok((BusinessId(business), context))
+}
+
+/// A stored response for this key: replayed when the request is the same, refused otherwise.
+fn replay(stored: &StoredResponse, fingerprint: &[u8]) -> Result<(StatusCode, Value)> {
+    if stored.fingerprint != hex::encode(fingerprint) {
+        return Err(Error::new(
+            ErrorCode::IdempotencyKeyReused,
+            "this Idempotency-Key was used for a different request; use a new key",
+        ));
+    }
+    let status = StatusCode::from_u16(u16::try_from(stored.status).unwrap_or(500))
+        .map_err(Error::unexpected)?;
+    Ok((status, stored.body.clone()))
 }
 
 /// Places an order (see the module documentation for the ordering). Returns the response to
@@ -814,28 +858,22 @@ pub async fn checkout(
     req: &CheckoutRequest,
 ) -> Result<(StatusCode, Value)> {
     let parsed = parse(req, matches!(shopper, Shopper::Guest { .. }))?;
+    let buyer = buyer(app, shopper)?;
+    let now = app.clock.now();
 
-    // 2. A replay?
-    let mut s = begin_shopper(app, shopper, None).await?;
-    if let Some(stored) =
-        stored_response(&mut s.tx, s.business, &s.principal, key, fingerprint).await?
-    {
-        s.tx.rollback().await?;
-        return Ok(stored);
+    // 2. The context, and a replay?
+    let (business, context) = load_context(app, shopper, &buyer, key, &parsed, req).await?;
+    if let Some(stored) = &context.stored {
+        return replay(stored, fingerprint);
     }
-    let currency: String = sqlx::query_scalar("SELECT currency FROM businesses WHERE id = $1")
-        .bind(s.business.0)
-        .fetch_one(&mut *s.tx)
-        .await?;
-    let currency = currency_of(&currency)?;
-    // A saved card: the customer's own (row level security shows no one else's).
-    let saved = match &req.payment {
-        PaymentChoice::SavedCard { payment_method_id } => {
-            Some(saved_card(&mut s.tx, s.business, s.customer, *payment_method_id).await?)
-        }
-        _ => None,
-    };
-    s.tx.rollback().await?;
+    let priced = price(&context, &parsed, now)?;
+    if matches!(req.payment, PaymentChoice::SavedCard { .. }) && context.saved_card.is_none() {
+        return Err(Error::field(
+            "payment.payment_method_id",
+            "unknown_payment_method",
+            "no such saved card",
+        ));
+    }
 
     // 3. Authorize outside any transaction.
     let gateway: Arc<dyn PaymentGateway> = match &req.payment {
@@ -861,16 +899,19 @@ pub async fn checkout(
     let authorization = gateway
         .authorize(AuthorizeRequest {
             idempotency_key: gateway_key(order_id),
-            business_id: s.business.0,
+            business_id: business.0,
             order_id,
-            amount: Money::new(parsed.expected_total, currency),
-            payment_method: match (&req.payment, &saved) {
+            amount: Money::new(parsed.expected_total, priced.currency),
+            payment_method: match (&req.payment, &context.saved_card) {
                 (PaymentChoice::Card { token }, _) => Some(token.clone()),
-                (PaymentChoice::SavedCard { .. }, Some((token, _))) => Some(token.clone()),
+                (PaymentChoice::SavedCard { .. }, Some(card)) => Some(card.token.clone()),
                 _ => None,
             },
             receipt_email: email,
-            customer: saved.and_then(|(_, customer)| customer),
+            customer: context
+                .saved_card
+                .as_ref()
+                .and_then(|card| card.gateway_customer.clone()),
         })
         .await
         .map_err(|e| match e {
@@ -901,25 +942,38 @@ pub async fn checkout(
         ),
     };
 
-    // 4. The order transaction.
-    let result = place(
-        app,
-        ctx,
-        shopper,
-        req,
-        &parsed,
-        Attempt {
-            key,
-            fingerprint,
-            order_id,
-            token: &token,
-            token_hash: &token_hash,
-            payment_reference: &payment_reference,
-            gateway: gateway.kind(),
-            action: action.as_ref(),
-        },
-    )
-    .await;
+    // 4. The order, in one statement. When the catalog changed since step 2, the checkout is
+    // priced again from a fresh context (which reports what changed) and placed once more.
+    let attempt = Attempt {
+        business,
+        buyer: &buyer,
+        key,
+        fingerprint,
+        order_id,
+        token: &token,
+        token_hash: &token_hash,
+        payment_reference: &payment_reference,
+        gateway: gateway.kind(),
+        action: action.as_ref(),
+        now,
+    };
+    let mut result = place(app, ctx, shopper, req, &parsed, &context, &priced, &attempt).await;
+    if matches!(result, Err(PlaceError::CatalogChanged)) {
+        result = match load_context(app, shopper, &buyer, key, &parsed, req).await {
+            Ok((_, fresh)) => match &fresh.stored {
+                Some(stored) => replay(stored, fingerprint)
+                    .map(|(status, body)| (status, body, Placed::Replayed))
+                    .map_err(PlaceError::Refused),
+                None => match price(&fresh, &parsed, now) {
+                    Ok(repriced) => {
+                        place(app, ctx, shopper, req, &parsed, &fresh, &repriced, &attempt).await
+                    }
+                    Err(e) => Err(PlaceError::Refused(e)),
+                },
+            },
+            Err(e) => Err(PlaceError::Refused(e)),
+        };
+    }
     let card = !matches!(req.payment, PaymentChoice::Cash);
     match result {
         Ok((status, body, Placed::New)) => Ok((status, body)),
@@ -934,36 +988,15 @@ pub async fn checkout(
             if card {
                 release_quietly(gateway.as_ref(), &payment_reference, order_id).await;
             }
-            Err(e)
+            Err(match e {
+                PlaceError::Refused(e) => e,
+                PlaceError::CatalogChanged => Error::new(
+                    ErrorCode::Conflict,
+                    "the store changed its catalog while the order was placed; nothing was ordered, retry",
+                ),
+            })
         }
     }
-}
-
-/// A customer's saved card: the provider's token and the provider's customer it is attached to.
-async fn saved_card(
-    tx: &mut Tx,
-    business: BusinessId,
-    customer: Option<Uuid>,
-    id: Uuid,
-) -> Result<(String, Option<String>)> {
-    let row: Option<(String, Option<String>)> = sqlx::query_as(
-        "SELECT m.gateway_payment_method_id, a.gateway_customer_id FROM customer_payment_methods m \
-         LEFT JOIN customer_gateway_accounts a ON a.business_id = m.business_id \
-           AND a.customer_id = m.customer_id AND a.gateway = m.gateway \
-         WHERE m.business_id = $1 AND m.customer_id = $2 AND m.id = $3",
-    )
-    .bind(business.0)
-    .bind(customer)
-    .bind(id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    row.ok_or_else(|| {
-        Error::field(
-            "payment.payment_method_id",
-            "unknown_payment_method",
-            "no such saved card",
-        )
-    })
 }
 
 /// Whether a checkout attempt placed its own order or replayed a concurrent duplicate's.
@@ -972,8 +1005,30 @@ enum Placed {
     Replayed,
 }
 
-/// The request's idempotency identity, and what this attempt made before its transaction.
+/// Why [`place`] placed nothing.
+enum PlaceError {
+    /// A line's product or price changed after the checkout was priced.
+    CatalogChanged,
+    /// Any other refusal or failure, as answered.
+    Refused(Error),
+}
+
+impl From<Error> for PlaceError {
+    fn from(e: Error) -> Self {
+        PlaceError::Refused(e)
+    }
+}
+
+impl From<sqlx::Error> for PlaceError {
+    fn from(e: sqlx::Error) -> Self {
+        PlaceError::Refused(e.into())
+    }
+}
+
+/// The request's idempotency identity, and what this attempt made before placing the order.
 struct Attempt<'a> {
+    business: BusinessId,
+    buyer: &'a Buyer<'a>,
     key: &'a str,
     fingerprint: &'a [u8],
     order_id: Uuid,
@@ -983,6 +1038,7 @@ struct Attempt<'a> {
     gateway: GatewayKind,
     /// The customer's step in the provider's UI, when the authorization waits for it.
     action: Option<&'a PendingAction>,
+    now: DateTime<Utc>,
 }
 
 /// What the provider asks the customer to do before the authorization holds (3-D Secure).
@@ -1004,93 +1060,30 @@ async fn release_quietly(gateway: &dyn PaymentGateway, reference: &str, order_id
     }
 }
 
+/// Writes the order with `place_order()` (migration 0015): the idempotency claim, the catalog
+/// check, stock, the discount use, the order, its lines, the ledger's authorization row, the
+/// first status entry, a tracking event, the confirmation email and the audit row, all in one
+/// statement, so all or nothing.
+#[allow(clippy::too_many_arguments)] // the checkout's parts, each named
 async fn place(
     app: &App,
     ctx: &Ctx,
     shopper: &Shopper,
     req: &CheckoutRequest,
     parsed: &Parsed,
-    attempt: Attempt<'_>,
-) -> Result<(StatusCode, Value, Placed)> {
+    context: &Context,
+    priced: &Priced,
+    attempt: &Attempt<'_>,
+) -> std::result::Result<(StatusCode, Value, Placed), PlaceError> {
     let Attempt {
-        key,
-        fingerprint,
+        business,
+        buyer,
         order_id,
-        token,
-        token_hash,
-        payment_reference,
-        gateway,
+        now,
         action,
-    } = attempt;
-    let now = app.clock.now();
-    let mut s = begin_shopper(app, shopper, Some(token_hash)).await?;
-    let business = s.business;
-    let claimed = sqlx::query(
-        "INSERT INTO idempotency_keys (business_id, principal, key, fingerprint, response_status, response_body) \
-         VALUES ($1, $2, $3, $4, 0, 'null') ON CONFLICT DO NOTHING",
-    )
-    .bind(business.0)
-    .bind(&s.principal)
-    .bind(key)
-    .bind(fingerprint)
-    .execute(&mut *s.tx)
-    .await?
-    .rows_affected();
-    if claimed == 0 {
-        // A concurrent duplicate committed first: replay its response.
-        let stored = stored_response(&mut s.tx, business, &s.principal, key, fingerprint)
-            .await?
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorCode::Unavailable,
-                    "the request conflicted with another; retry it",
-                )
-            })?;
-        s.tx.rollback().await?;
-        return Ok((stored.0, stored.1, Placed::Replayed));
-    }
-
-    let priced = price(&mut s, parsed, now).await?;
+        ..
+    } = *attempt;
     let quote = &priced.quote;
-
-    // Stock, in variant order so that concurrent carts lock rows in one order.
-    let mut takes: Vec<(Uuid, i32, usize)> = quote
-        .lines
-        .iter()
-        .enumerate()
-        .filter_map(|(i, l)| l.variant_id.map(|v| (v, i32::from(l.quantity.get()), i)))
-        .collect();
-    takes.sort();
-    for (variant, quantity, index) in takes {
-        let taken: bool = sqlx::query_scalar("SELECT take_stock($1, $2)")
-            .bind(variant)
-            .bind(quantity)
-            .fetch_one(&mut *s.tx)
-            .await?;
-        if !taken {
-            return Err(Error::field(
-                &format!("items[{index}]"),
-                "out_of_stock",
-                format!("{} is out of stock", quote.lines[index].name),
-            )
-            .with_code(ErrorCode::OutOfStock));
-        }
-    }
-    if let Some(discount) = priced.discount_id {
-        let redeemed: bool = sqlx::query_scalar("SELECT redeem_discount_code($1)")
-            .bind(discount)
-            .fetch_one(&mut *s.tx)
-            .await?;
-        if !redeemed {
-            return Err(Error::field(
-                "discount_code",
-                "discount_exhausted",
-                "this discount code has been used up",
-            )
-            .with_code(ErrorCode::DiscountInvalid));
-        }
-    }
-
     let (guest_email, guest_phone, notify_email) = match shopper {
         Shopper::Guest { email, phone, .. } => (
             Some(email.as_str().to_owned()),
@@ -1098,13 +1091,12 @@ async fn place(
             email.as_str().to_owned(),
         ),
         Shopper::Customer(_) => {
-            let email: String = sqlx::query_scalar(
-                "SELECT email FROM customers WHERE business_id = $1 AND id = $2",
-            )
-            .bind(business.0)
-            .bind(s.customer)
-            .fetch_one(&mut *s.tx)
-            .await?;
+            let email = context.customer_email.clone().ok_or_else(|| {
+                Error::new(
+                    ErrorCode::SessionRevoked,
+                    "this session is no longer valid; sign in again",
+                )
+            })?;
             (None, None, email)
         }
     };
@@ -1129,104 +1121,6 @@ async fn place(
     } else {
         FulfilmentKind::Pickup
     };
-    sqlx::query(
-        "INSERT INTO orders (business_id, id, customer_id, guest_email, guest_phone, notify_email, status, fulfilment, \
-           delivery_address, delivery_distance_m, scheduled_for, currency, subtotal_minor, discount_minor, tax_minor, \
-           tax_included, delivery_fee_minor, tip_minor, total_minor, discount_code, discount_code_id, payment_method, \
-           payment_status, payment_reference, placed_at, acceptance_deadline, tracking_token_hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $26, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, \
-           $27, $22, $23, $24, $25)",
-    )
-    .bind(business.0)
-    .bind(order_id)
-    .bind(s.customer)
-    .bind(&guest_email)
-    .bind(&guest_phone)
-    .bind(&notify_email)
-    .bind(fulfilment.as_str())
-    .bind(priced.address.as_ref().map(|a| a.0.clone()))
-    .bind(priced.address.as_ref().map(|a| i32::try_from(a.1).unwrap_or(i32::MAX)))
-    .bind(parsed.scheduled_for)
-    .bind(priced.currency.code())
-    .bind(quote.subtotal.minor)
-    .bind(quote.discount.minor)
-    .bind(quote.tax.minor)
-    .bind(quote.tax_mode == TaxMode::Inclusive)
-    .bind(quote.delivery_fee.minor)
-    .bind(quote.tip.minor)
-    .bind(quote.total.minor)
-    .bind(&quote.discount_code)
-    .bind(priced.discount_id)
-    .bind(req.payment.as_str())
-    .bind(payment_reference)
-    .bind(now)
-    .bind(deadline)
-    .bind(token_hash)
-    .bind(status.as_str())
-    .bind(payment_status)
-    .execute(&mut *s.tx)
-    .await?;
-    // The ledger's row of the authorization, in the order's own transaction.
-    ledger::record_payment(
-        &mut s.tx,
-        &NewPayment {
-            business_id: business.0,
-            order_id,
-            customer_id: s.customer,
-            amount: quote.total,
-            payment_method: req.payment.as_str(),
-            gateway,
-            gateway_transaction_id: Some(payment_reference),
-            status: if action.is_some() {
-                TransactionStatus::Pending
-            } else {
-                TransactionStatus::Authorized
-            },
-        },
-    )
-    .await?;
-    for (i, line) in quote.lines.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO order_items (business_id, order_id, line_no, product_id, variant_id, product_name, variant_name, \
-               unit_price_minor, quantity, line_total_minor) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(business.0)
-        .bind(order_id)
-        .bind(i32::try_from(i).unwrap_or(i32::MAX))
-        .bind(line.product_id)
-        .bind(line.variant_id)
-        .bind(&line.name)
-        .bind(priced.variant_names.get(i).cloned().flatten())
-        .bind(line.unit_price.minor)
-        .bind(i32::from(line.quantity.get()))
-        .bind(line.line_total.minor)
-        .execute(&mut *s.tx)
-        .await?;
-    }
-    let party = Party::Customer;
-    sqlx::query(
-        "INSERT INTO order_status_history (business_id, id, order_id, from_status, to_status, event, outcome, by_party, actor_id, at) \
-         VALUES ($1, $2, $3, NULL, $7, 'place', 'applied', $4, $5, $6)",
-    )
-    .bind(business.0)
-    .bind(new_id())
-    .bind(order_id)
-    .bind(party.as_str())
-    .bind(s.customer)
-    .bind(now)
-    .bind(status.as_str())
-    .execute(&mut *s.tx)
-    .await?;
-    sqlx::query(
-        "INSERT INTO order_tracking_events (business_id, id, order_id, kind, at) VALUES ($1, $2, $3, 'placed', $4)",
-    )
-    .bind(business.0)
-    .bind(new_id())
-    .bind(order_id)
-    .bind(now)
-    .execute(&mut *s.tx)
-    .await?;
-
     let items: Vec<OrderItemView> = quote
         .lines
         .iter()
@@ -1242,8 +1136,9 @@ async fn place(
         })
         .collect();
     let tracking_url = format!(
-        "{}api/v1/orders/{order_id}/tracking?token={token}",
-        app.storefront_url(&priced.store.subdomain)
+        "{}api/v1/orders/{order_id}/tracking?token={}",
+        app.storefront_url(&priced.store.subdomain),
+        attempt.token
     );
     let email = json!({
         "template": "order_confirmation",
@@ -1258,29 +1153,12 @@ async fn place(
         "fulfilment": fulfilment.as_str(),
         "tracking_url": tracking_url,
     });
-    if action.is_some() {
-        // Sent once the payment holds; dropped if it never does.
-        hold_email(&mut s.tx, business, email).await?;
-    } else {
-        enqueue_email(&mut s.tx, business, email).await?;
-    }
-    audit::record(
-        &mut s.tx,
-        ctx,
-        s.who,
-        Some(business),
-        Event::ok("order.place", "order", order_id).with_details(json!({
-            "total_minor": quote.total.minor, "payment_method": req.payment.as_str(),
-        })),
-    )
-    .await?;
-
     let view = OrderView {
         id: order_id,
         business_id: business.0,
-        customer_id: s.customer,
-        guest_email,
-        guest_phone,
+        customer_id: buyer.customer,
+        guest_email: guest_email.clone(),
+        guest_phone: guest_phone.clone(),
         status,
         fulfilment,
         delivery_address: priced.address.as_ref().map(|a| a.0.clone()),
@@ -1301,42 +1179,144 @@ async fn place(
         accepted_at: None,
         prep_time_minutes: None,
         cancellation_reason: None,
-        tracking_token: Some(token.to_owned()),
+        tracking_token: Some(attempt.token.to_owned()),
         payment_action: action.map(|a| PaymentAction {
-            payment_intent: payment_reference.to_owned(),
+            payment_intent: attempt.payment_reference.to_owned(),
             client_secret: a.client_secret.clone(),
             next_action: a.next_action.clone(),
             expires_at: deadline,
         }),
     };
     let body = serde_json::to_value(&view).map_err(Error::unexpected)?;
-    sqlx::query(
-        "UPDATE idempotency_keys SET response_status = 201, response_body = $4 \
-         WHERE business_id = $1 AND principal = $2 AND key = $3",
-    )
-    .bind(business.0)
-    .bind(&s.principal)
-    .bind(key)
-    .bind(&body)
-    .execute(&mut *s.tx)
-    .await?;
-    s.tx.commit().await?;
-    Ok((StatusCode::CREATED, body, Placed::New))
-}
 
-/// Writes an email held back until [`release_held_email`] (or dropped by [`drop_held_email`]):
-/// the confirmation of an order awaiting payment.
-async fn hold_email(tx: &mut Tx, business: BusinessId, payload: Value) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO outbox_messages (business_id, id, topic, payload, next_attempt_at) \
-         VALUES ($1, $2, 'email', $3, 'infinity')",
-    )
-    .bind(business.0)
-    .bind(new_id())
-    .bind(payload)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    // Stock, in variant order so that concurrent carts lock rows in one order.
+    let mut takes: Vec<(Uuid, i32, usize)> = quote
+        .lines
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| l.variant_id.map(|v| (v, i32::from(l.quantity.get()), i)))
+        .collect();
+    takes.sort();
+    let event = Event::ok("order.place", "order", order_id).with_details(json!({
+        "total_minor": quote.total.minor, "payment_method": req.payment.as_str(),
+    }));
+    let input = json!({
+        "kind": buyer.kind,
+        "business_id": business.0,
+        "customer_id": buyer.customer,
+        "tracking_hash": hex::encode(attempt.token_hash),
+        "principal": buyer.principal,
+        "key": attempt.key,
+        "fingerprint": hex::encode(attempt.fingerprint),
+        "response": body,
+        "lines": quote.lines.iter().zip(&priced.catalog).enumerate().map(|(i, (l, (price, adjustment)))| json!({
+            "line": i, "product_id": l.product_id, "variant_id": l.variant_id,
+            "price_minor": price, "adjustment_minor": adjustment,
+        })).collect::<Vec<_>>(),
+        "stock": takes.iter().map(|(variant, quantity, line)| json!({
+            "variant_id": variant, "quantity": quantity, "line": line,
+        })).collect::<Vec<_>>(),
+        "discount_id": priced.discount_id,
+        "order": {
+            "business_id": business.0, "id": order_id, "customer_id": buyer.customer,
+            "guest_email": guest_email, "guest_phone": guest_phone, "notify_email": notify_email,
+            "status": status.as_str(), "fulfilment": fulfilment.as_str(),
+            "delivery_address": priced.address.as_ref().map(|a| a.0.clone()),
+            "delivery_distance_m": priced.address.as_ref().map(|a| i32::try_from(a.1).unwrap_or(i32::MAX)),
+            "scheduled_for": parsed.scheduled_for, "currency": priced.currency.code(),
+            "subtotal_minor": quote.subtotal.minor, "discount_minor": quote.discount.minor,
+            "tax_minor": quote.tax.minor, "tax_included": quote.tax_mode == TaxMode::Inclusive,
+            "delivery_fee_minor": quote.delivery_fee.minor, "tip_minor": quote.tip.minor,
+            "total_minor": quote.total.minor, "discount_code": quote.discount_code,
+            "discount_code_id": priced.discount_id, "payment_method": req.payment.as_str(),
+            "payment_status": payment_status, "payment_reference": attempt.payment_reference,
+            "placed_at": now, "acceptance_deadline": deadline,
+        },
+        "items": quote.lines.iter().enumerate().map(|(i, l)| json!({
+            "business_id": business.0, "order_id": order_id, "line_no": i,
+            "product_id": l.product_id, "variant_id": l.variant_id, "product_name": l.name,
+            "variant_name": priced.variant_names.get(i).cloned().flatten(),
+            "unit_price_minor": l.unit_price.minor, "quantity": l.quantity.get(),
+            "line_total_minor": l.line_total.minor,
+        })).collect::<Vec<_>>(),
+        // The ledger's row of the authorization.
+        "payment": {
+            "business_id": business.0, "id": new_id(), "order_id": order_id,
+            "customer_id": buyer.customer, "amount_minor": quote.total.minor,
+            "currency": priced.currency.code(), "payment_method": req.payment.as_str(),
+            "payment_gateway": attempt.gateway.as_str(),
+            "gateway_transaction_id": attempt.payment_reference,
+            "status": if action.is_some() { TransactionStatus::Pending } else { TransactionStatus::Authorized }.as_str(),
+        },
+        "history": {
+            "business_id": business.0, "id": new_id(), "order_id": order_id,
+            "from_status": null, "to_status": status.as_str(), "event": "place",
+            "outcome": "applied", "by_party": Party::Customer.as_str(),
+            "actor_id": buyer.customer, "at": now,
+        },
+        "tracking": {
+            "business_id": business.0, "id": new_id(), "order_id": order_id,
+            "kind": "placed", "at": now,
+        },
+        // An order awaiting payment holds its confirmation until the payment holds (or drops
+        // it when it never does).
+        "outbox": {
+            "business_id": business.0, "id": new_id(), "topic": "email", "payload": email,
+            "next_attempt_at": if action.is_some() { Some("infinity") } else { None },
+        },
+        "audit": audit::row(ctx, buyer.who, business, &event),
+    });
+    let outcome = sqlx::query_scalar::<_, Value>("SELECT place_order($1)")
+        .bind(input)
+        .fetch_one(&app.db.pool)
+        .await;
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(sqlx::Error::Database(e)) => {
+            let line = e
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .and_then(|pg| pg.detail())
+                .and_then(|d| d.parse::<usize>().ok())
+                .unwrap_or(0);
+            return Err(match e.code().as_deref() {
+                Some("FFC01") => PlaceError::CatalogChanged,
+                Some("FFC02") => PlaceError::Refused(
+                    Error::field(
+                        &format!("items[{line}]"),
+                        "out_of_stock",
+                        format!(
+                            "{} is out of stock",
+                            quote.lines.get(line).map_or("an item", |l| l.name.as_str())
+                        ),
+                    )
+                    .with_code(ErrorCode::OutOfStock),
+                ),
+                Some("FFC03") => PlaceError::Refused(
+                    Error::field(
+                        "discount_code",
+                        "discount_exhausted",
+                        "this discount code has been used up",
+                    )
+                    .with_code(ErrorCode::DiscountInvalid),
+                ),
+                _ => PlaceError::Refused(sqlx::Error::Database(e).into()),
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    match outcome["outcome"].as_str() {
+        Some("placed") => Ok((StatusCode::CREATED, body, Placed::New)),
+        Some("replay") => {
+            let stored: StoredResponse =
+                serde_json::from_value(outcome).map_err(Error::unexpected)?;
+            let (status, body) = replay(&stored, attempt.fingerprint)?;
+            Ok((status, body, Placed::Replayed))
+        }
+        _ => Err(PlaceError::Refused(Error::new(
+            ErrorCode::Unavailable,
+            "the request conflicted with another; retry it",
+        ))),
+    }
 }
 
 /// Sends the held emails of an order now.

@@ -1053,9 +1053,8 @@ async fn the_board_is_live_first_and_pages_with_a_cursor() {
     .expect_problem(StatusCode::FORBIDDEN, "forbidden");
 }
 
-#[tokio::test]
-async fn card_checkout_authorizes_once_and_captures_on_collection() {
-    let t = TestApp::new().await;
+/// A store whose card payments go to a fresh Stripe stand-in.
+async fn card_shop(t: &TestApp, subdomain: &str, stock: i64) -> (stripe_standin::StandIn, Shop) {
     let standin = stripe_standin::StandIn::start().await;
     let gateway = fleetfront_server::payments::stripe::StripeGateway::new(
         &standin.base_url,
@@ -1068,7 +1067,88 @@ async fn card_checkout_authorizes_once_and_captures_on_collection() {
             gateway,
             "whsec_orders_test"
         )));
-    let shop = shop(&t, "card-shop", 5).await;
+    (standin, shop(t, subdomain, stock).await)
+}
+
+fn releases(standin: &stripe_standin::StandIn) -> usize {
+    (1..=10)
+        .map(|n| {
+            standin.requests(
+                "POST",
+                &format!("/v1/payment_intents/pi_standin{n:08}/cancel"),
+            )
+        })
+        .sum()
+}
+
+/// The catalog may change while the server waits for a card authorization (between reading
+/// the checkout's context and writing the order): the order is written only when every line is
+/// still for sale at the price it was priced at, and in stock. Otherwise nothing is written,
+/// the answer says what changed, and the authorization is released.
+#[tokio::test]
+async fn a_catalog_change_during_card_authorization_refuses_the_order_and_releases_the_card() {
+    let t = TestApp::new().await;
+    let (standin, shop) = card_shop(&t, "race-shop", 1).await;
+    let ann = customer(&t, &shop, "ann@example.test").await;
+    let card = |total: i64| {
+        let mut body = pickup(&shop, 1, total);
+        body["payment"] = json!({"method": "card", "token": "pm_card_visa"});
+        body
+    };
+    let before = written(&t, shop.business).await;
+
+    // The price goes up while Stripe is being asked.
+    let (arrived, release) = standin.hold_next("/v1/payment_intents");
+    let raise = async {
+        arrived.await.unwrap();
+        sqlx::query("UPDATE products SET price_minor = price_minor + 100 WHERE business_id = $1 AND id = $2")
+            .bind(shop.business)
+            .bind(shop.product)
+            .execute(&t.db.pools.owner)
+            .await
+            .unwrap();
+        release.send(()).unwrap();
+    };
+    let (reply, ()) = tokio::join!(place(&t, &ann, "race-1", card(1500)), raise);
+    reply.expect_problem(StatusCode::CONFLICT, "price_changed");
+    assert_eq!(written(&t, shop.business).await, before);
+    assert_eq!(standin.intents_created(), 1);
+    assert_eq!(
+        releases(&standin),
+        1,
+        "the unused authorization is released"
+    );
+
+    // The last unit is sold to someone else while Stripe is being asked.
+    let (arrived, release) = standin.hold_next("/v1/payment_intents");
+    let sell = async {
+        arrived.await.unwrap();
+        place_guest(&t, "race-guest", guest(&shop, pickup(&shop, 1, 1600)))
+            .await
+            .expect(StatusCode::CREATED);
+        release.send(()).unwrap();
+    };
+    let (reply, ()) = tokio::join!(place(&t, &ann, "race-2", card(1600)), sell);
+    reply.expect_problem(StatusCode::CONFLICT, "out_of_stock");
+    assert_eq!(stock(&t, &shop).await, 0);
+    assert_eq!(
+        count(
+            &t,
+            "SELECT count(*) FROM orders WHERE business_id = $1",
+            shop.business
+        )
+        .await,
+        1,
+        "only the guest's order"
+    );
+    assert_eq!(standin.intents_created(), 2);
+    assert_eq!(releases(&standin), 2);
+}
+
+#[tokio::test]
+async fn card_checkout_authorizes_once_and_captures_on_collection() {
+    let t = TestApp::new().await;
+    let (standin, shop) = card_shop(&t, "card-shop", 5).await;
     let ann = customer(&t, &shop, "ann@example.test").await;
     let card = |total: i64, token: &str| {
         let mut body = pickup(&shop, 1, total);
@@ -1096,21 +1176,15 @@ async fn card_checkout_authorizes_once_and_captures_on_collection() {
     .unwrap();
     assert_eq!(standin.intent(&reference)["status"], "requires_capture");
 
-    // Refused orders write nothing; their authorization is released.
+    // Refused orders write nothing; a quote that no longer holds is refused before any
+    // authorization is asked for.
     let before = written(&t, shop.business).await;
     place(&t, &ann, "card-2", card(1400, "pm_card_visa"))
         .await
         .expect_problem(StatusCode::CONFLICT, "price_changed");
-    assert_eq!(standin.intents_created(), 2);
-    let cancels: usize = (1..=10)
-        .map(|n| {
-            standin.requests(
-                "POST",
-                &format!("/v1/payment_intents/pi_standin{n:08}/cancel"),
-            )
-        })
-        .sum();
-    assert_eq!(cancels, 1, "the refused order's authorization is released");
+    assert_eq!(standin.intents_created(), 1);
+    let cancels = releases(&standin);
+    assert_eq!(cancels, 0, "nothing was authorized, so nothing is released");
     place(&t, &ann, "card-3", card(1500, "pm_card_chargeDeclined"))
         .await
         .expect_problem(StatusCode::PAYMENT_REQUIRED, "payment_declined");

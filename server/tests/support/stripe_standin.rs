@@ -30,6 +30,9 @@
 //! /v1/payment_methods/{id}/attach` (`customer`) and `/detach`; a PaymentIntent with a method
 //! attached to a customer must name that `customer`, as Stripe requires.
 //!
+//! [`StandIn::hold_next`] keeps the next matching request waiting until the test lets it go, so
+//! a test can change the world while the server waits for Stripe.
+//!
 //! It also signs webhook events as Stripe does ([`signed_event`]) and delivers them to a webhook
 //! endpoint over HTTP ([`deliver`]).
 
@@ -68,6 +71,9 @@ struct Inner {
     fail_matching: Option<(String, usize)>,
     /// (path suffix, how many more) done, but answered 502.
     lose_matching: Option<(String, usize)>,
+    /// The next request whose path ends with this suffix waits for the test (see
+    /// [`StandIn::hold_next`]).
+    hold: Option<(String, Held)>,
     customers: HashMap<String, Value>,
     /// payment method → customer it is attached to.
     attached: HashMap<String, String>,
@@ -81,6 +87,12 @@ impl Inner {
         self.counter += 1;
         format!("{prefix}_standin{:08}", self.counter)
     }
+}
+
+/// A request held for the test.
+struct Held {
+    arrived: tokio::sync::oneshot::Sender<()>,
+    release: tokio::sync::oneshot::Receiver<()>,
 }
 
 type Reply = (u16, Value);
@@ -121,6 +133,28 @@ impl StandIn {
     /// their idempotency key) but answers them with a 502, as a broken connection would.
     pub fn lose_next_answers(&self, suffix: &str, n: usize) {
         self.state.lock().unwrap().lose_matching = Some((suffix.to_owned(), n));
+    }
+
+    /// Holds the next request whose path ends with `suffix` before it is handled: the returned
+    /// receiver fires when it arrives, and it proceeds when the returned sender is used (or
+    /// dropped). Lets a test change the world while the server waits for Stripe.
+    pub fn hold_next(
+        &self,
+        suffix: &str,
+    ) -> (
+        tokio::sync::oneshot::Receiver<()>,
+        tokio::sync::oneshot::Sender<()>,
+    ) {
+        let (arrived_tx, arrived_rx) = tokio::sync::oneshot::channel();
+        let (release_tx, release_rx) = tokio::sync::oneshot::channel();
+        self.state.lock().unwrap().hold = Some((
+            suffix.to_owned(),
+            Held {
+                arrived: arrived_tx,
+                release: release_rx,
+            },
+        ));
+        (arrived_rx, release_tx)
     }
 
     /// The customer passes the 3-D Secure challenge (what Stripe.js does on the client): the
@@ -200,8 +234,19 @@ async fn dispatch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let mut inner = state.lock().unwrap();
     let path = uri.path().to_owned();
+    let held = {
+        let mut inner = state.lock().unwrap();
+        match &inner.hold {
+            Some((suffix, _)) if path.ends_with(suffix.as_str()) => inner.hold.take(),
+            _ => None,
+        }
+    };
+    if let Some((_, held)) = held {
+        let _ = held.arrived.send(());
+        let _ = held.release.await;
+    }
+    let mut inner = state.lock().unwrap();
     inner.log.push((method.to_string(), path.clone()));
     if inner.fail_next > 0 {
         inner.fail_next -= 1;
