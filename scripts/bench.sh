@@ -5,13 +5,15 @@
 # measures each scenario and prints throughput, p50/p99/p999 latency, errors by status and the
 # server's and PostgreSQL's CPU per operation.
 #
-# Usage: scripts/bench.sh [--scenario read write listing cart order flash] [--connections N]
-#                         [--rate R] [--seconds S] [any other fleetfront-bench option]
-# Without --scenario every scenario runs. The server (and with it its private PostgreSQL) is
-# stopped and the temporary folder removed on exit, also when something fails.
+# Usage: scripts/bench.sh [--scenario read write listing cart order flash locations nearest]
+#                         [--connections N] [--rate R] [--seconds S] [any other fleetfront-bench option]
+# Without --scenario every scenario runs except `locations` (it registers --drivers driver
+# accounts first) and `nearest` (in process, with Redis GEOSEARCH for comparison). The server
+# (and with it its private PostgreSQL) is stopped and the temporary folder removed on exit, also
+# when something fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
+scripts/install-deps.sh --bench
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 cargo build --release --locked -p fleetfront-server -p fleetfront-bench
 # The flash sale opens a connection per buyer, on both ends.

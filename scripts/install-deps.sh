@@ -6,6 +6,10 @@ set -euo pipefail
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+# `--bench`: Redis too, for the nearest-driver comparison (GEOSEARCH); the tests do not need it.
+if [ "${1:-}" = "--bench" ]; then
+  command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+fi
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"

@@ -47,6 +47,10 @@ pub struct AppInner {
     pub stripe: std::sync::OnceLock<Arc<crate::payments::webhook::Stripe>>,
     /// Where uploaded blobs (product images) are kept, once configured.
     pub blobs: std::sync::OnceLock<Arc<dyn crate::storage::BlobStore>>,
+    /// The key that seals personal data at rest (drivers' bank details), once configured.
+    pub data_key: std::sync::OnceLock<Arc<crate::crypto::DataKey>>,
+    /// Drivers' latest positions and the queue that persists them (`locations`).
+    pub locations: crate::locations::Locations,
 }
 
 /// The payment gateways by kind: cash always; a card gateway (Stripe) once configured.
@@ -117,6 +121,8 @@ impl App {
             payments: Gateways::default(),
             stripe: std::sync::OnceLock::new(),
             blobs: std::sync::OnceLock::new(),
+            data_key: std::sync::OnceLock::new(),
+            locations: crate::locations::Locations::default(),
         }))
     }
 
@@ -134,6 +140,24 @@ impl App {
             .get()
             .cloned()
             .ok_or_else(|| Error::new(ErrorCode::Unavailable, "file storage is not configured"))
+    }
+
+    /// Configures the data key (once, at start-up). False when one was already set.
+    pub fn configure_data_key(&self, key: crate::crypto::DataKey) -> bool {
+        self.data_key.set(Arc::new(key)).is_ok()
+    }
+
+    /// The data key.
+    ///
+    /// # Errors
+    /// `unavailable` when none is configured.
+    pub fn data_key(&self) -> Result<Arc<crate::crypto::DataKey>, Error> {
+        self.data_key.get().cloned().ok_or_else(|| {
+            Error::new(
+                ErrorCode::Unavailable,
+                "encryption of personal data is not configured",
+            )
+        })
     }
 
     /// Configures Stripe (once, at start-up): the card gateway of orders and the webhook
@@ -200,6 +224,9 @@ pub fn api_router() -> (Router<App>, utoipa::openapi::OpenApi) {
     let router = api::orders::routes(router);
     let router = api::reviews::routes(router);
     let router = api::cart::routes(router);
+    let router = api::drivers::routes(router);
+    let router = api::fleet::routes(router);
+    let router = api::locations::routes(router);
     router.split_for_parts()
 }
 
@@ -246,6 +273,11 @@ async fn method_not_allowed(method: Method) -> Response {
     .into_response()
 }
 
+/// Marks the response of a state-changing request that changed nothing a session check reads
+/// (e.g. a driver's location batch), so the instance keeps its verified sessions.
+#[derive(Clone, Copy, Debug)]
+pub struct KeepSessions;
+
 /// Decodes the bearer token (when present) for the handlers, and writes an audit row for every
 /// denied attempt: a rejected token, or a handler's forbidden / not-found / elevation answer.
 async fn authenticate(State(app): State<App>, mut request: Request, next: Next) -> Response {
@@ -283,7 +315,7 @@ async fn authenticate(State(app): State<App>, mut request: Request, next: Next) 
         Method::GET | Method::HEAD | Method::OPTIONS
     );
     let response = next.run(request).await;
-    if changes_state {
+    if changes_state && response.extensions().get::<KeepSessions>().is_none() {
         // Whatever this request changed (a role, a suspension, a sign-out everywhere) must be
         // seen by this instance's very next request.
         app.db.sessions.clear();

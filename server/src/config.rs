@@ -32,6 +32,8 @@ pub struct FileConfig {
     pub trust_forwarded_for: Option<bool>,
     /// Maximum runtime pool connections.
     pub max_connections: Option<u32>,
+    /// Days drivers' location history is kept.
+    pub location_retention_days: Option<u32>,
     /// SMTP URL for outgoing email; unset logs emails instead of sending them.
     pub smtp_url: Option<String>,
     /// `From:` address of outgoing email.
@@ -44,6 +46,9 @@ pub struct FileConfig {
     pub stripe_webhook_secret: Option<String>,
     /// Stripe API base URL.
     pub stripe_api_base: Option<String>,
+    /// Key sealing personal data at rest (32 bytes as hex or base64); unset: generated once and
+    /// kept in `<data_dir>/data-key`.
+    pub data_key: Option<String>,
 }
 
 /// The validated configuration.
@@ -69,6 +74,8 @@ pub struct Config {
     pub trust_forwarded_for: bool,
     /// Runtime pool size.
     pub max_connections: u32,
+    /// Days drivers' location history is kept (`FLEETFRONT_LOCATION_RETENTION_DAYS`, default 7).
+    pub location_retention_days: u32,
     /// SMTP URL (`smtp://host:port`, `smtps://user:pass@host`); `None` logs emails.
     pub smtp_url: Option<String>,
     /// `From:` address of outgoing email.
@@ -77,6 +84,8 @@ pub struct Config {
     pub public_url: String,
     /// Stripe, when card payments are configured.
     pub stripe: Option<StripeConfig>,
+    /// The data key (`FLEETFRONT_DATA_KEY`), when given; otherwise one is kept in the data folder.
+    pub data_key: Option<crate::crypto::DataKey>,
 }
 
 /// Stripe's settings: both secrets together, or none.
@@ -222,6 +231,15 @@ impl Config {
             })?,
             None => file.max_connections.unwrap_or(16),
         };
+        let location_retention_days = match env("FLEETFRONT_LOCATION_RETENTION_DAYS") {
+            Some(v) => v.parse::<u32>().ok().filter(|n| (1..=3650).contains(n)).with_context(|| {
+                format!("invalid FLEETFRONT_LOCATION_RETENTION_DAYS {v:?}: expected a number of days from 1 to 3650")
+            })?,
+            None => file.location_retention_days.unwrap_or(7),
+        };
+        if !(1..=3650).contains(&location_retention_days) {
+            bail!("invalid location_retention_days {location_retention_days}: expected a number of days from 1 to 3650");
+        }
         let smtp_url = env("FLEETFRONT_SMTP_URL").or(file.smtp_url);
         if let Some(url) = &smtp_url {
             if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
@@ -247,8 +265,14 @@ impl Config {
             env("FLEETFRONT_STRIPE_WEBHOOK_SECRET").or(file.stripe_webhook_secret),
             env("FLEETFRONT_STRIPE_API_BASE").or(file.stripe_api_base),
         )?;
+        let data_key = env("FLEETFRONT_DATA_KEY")
+            .or(file.data_key)
+            .map(|text| crate::crypto::DataKey::parse(&text))
+            .transpose()
+            .context("invalid FLEETFRONT_DATA_KEY")?;
         Ok(Config {
             stripe,
+            data_key,
             listen,
             smtp_url,
             mail_from,
@@ -264,6 +288,7 @@ impl Config {
             log_json,
             trust_forwarded_for,
             max_connections,
+            location_retention_days,
         })
     }
 }
@@ -351,6 +376,30 @@ mod tests {
         })
         .expect_err("must fail");
         assert!(format!("{err:#}").contains("listne"), "{err:#}");
+    }
+
+    #[test]
+    fn a_bad_data_key_is_named() {
+        let dir = std::env::temp_dir().join(format!("ff-config-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("c.toml");
+        std::fs::write(&path, "data_key = \"00ff\"\n").expect("write");
+        let err = Config::load(&Overrides {
+            config_file: Some(path.clone()),
+            ..Overrides::default()
+        })
+        .expect_err("must fail");
+        assert!(
+            format!("{err:#}").contains("FLEETFRONT_DATA_KEY"),
+            "{err:#}"
+        );
+        std::fs::write(&path, format!("data_key = \"{}\"\n", "ab".repeat(32))).expect("write");
+        let config = Config::load(&Overrides {
+            config_file: Some(path),
+            ..Overrides::default()
+        })
+        .expect("valid");
+        assert_eq!(config.data_key.map(|k| k.to_hex()), Some("ab".repeat(32)));
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! Demo data for `fleetfront serve --demo`: a platform admin, three businesses on different
-//! plans with their teams, customers and a few products, and a driver. Idempotent: a second
+//! plans with their teams, customers and a few products, and two approved drivers (one
+//! dedicated to Pizza Palace, one in the shared pool, which the stores whose plans include it
+//! use). Idempotent: a second
 //! run changes nothing. Every account's password is listed in the README.
 
 use fleetfront_domain::api::admin::{CreateBusinessRequest, LocationInput, OwnerInput};
+use fleetfront_domain::driver::BankAccount;
 use fleetfront_domain::hours::OperatingHours;
 use fleetfront_domain::value::Email;
 
@@ -150,6 +153,136 @@ pub async fn create_admin(
     Ok(true)
 }
 
+/// A demo driver: approved, with a complete profile, an approved licence, and a week of
+/// availability; `dedicated_to` names the store it is dedicated to (none: the shared pool).
+struct DemoDriver {
+    email: &'static str,
+    name: &'static str,
+    vehicle: &'static str,
+    plate: Option<&'static str>,
+    bank_account: &'static str,
+    dedicated_to: Option<&'static str>,
+}
+
+const DRIVERS: &[DemoDriver] = &[
+    DemoDriver {
+        email: "driver@fleetfront.test",
+        name: "Demo Driver",
+        vehicle: "scooter",
+        plate: Some("ABC-123"),
+        bank_account: "FI2112345600000785",
+        dedicated_to: Some("pizzapalace"),
+    },
+    DemoDriver {
+        email: "driver2@fleetfront.test",
+        name: "Pool Driver",
+        vehicle: "bicycle",
+        plate: None,
+        bank_account: "DE89370400440532013000",
+        dedicated_to: None,
+    },
+];
+
+/// A licence "scan" for the demo drivers: a minimal PDF.
+const DEMO_LICENSE_PDF: &[u8] = b"%PDF-1.4\n% Fleetfront demo driving licence\n%%EOF\n";
+
+/// Creates (once) and completes (when still incomplete) a demo driver.
+async fn seed_driver(
+    pools: &Pools,
+    app: &App,
+    admin: uuid::Uuid,
+    password_hash: &str,
+    driver: &DemoDriver,
+) -> anyhow::Result<()> {
+    let mut tx = pools.owner.begin().await?;
+    sqlx::query(
+        "INSERT INTO users (id, kind, email, password_hash, full_name, phone, status) \
+         VALUES ($1, 'driver', $2, $3, $4, '+358409876543', 'active') ON CONFLICT (email) DO NOTHING",
+    )
+    .bind(new_id())
+    .bind(driver.email)
+    .bind(password_hash)
+    .bind(driver.name)
+    .execute(&mut *tx)
+    .await?;
+    let id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
+        .bind(driver.email)
+        .fetch_one(&mut *tx)
+        .await?;
+    let incomplete: bool = sqlx::query_scalar(
+        "SELECT vehicle_type IS NULL FROM driver_profiles WHERE driver_id = $1 FOR UPDATE",
+    )
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await?;
+    if incomplete {
+        let account = BankAccount::parse(driver.bank_account)
+            .map_err(|e| anyhow::anyhow!("demo bank account: {}", e.message))?;
+        let key = app.data_key().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let sealed = crate::drivers::seal_bank_account(&key, id, &account)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let today = app.clock.now().date_naive();
+        sqlx::query(
+            "UPDATE driver_profiles SET vehicle_type = $2, vehicle_plate = $3, license_number = $4, \
+             license_expires_on = $5, insurance_policy = $6, insurance_expires_on = $5, time_zone = 'Europe/Helsinki', \
+             bank_account_ciphertext = $7, bank_account_nonce = $8, bank_account_last4 = $9, \
+             approved_at = now(), approved_by = $10, rating_tenths = 48 WHERE driver_id = $1",
+        )
+        .bind(id)
+        .bind(driver.vehicle)
+        .bind(driver.plate)
+        .bind(format!("FI-DEMO-{}", &id.simple().to_string()[..8]))
+        .bind(today + chrono::Days::new(3 * 365))
+        .bind("DEMO-POLICY-1")
+        .bind(sealed.ciphertext)
+        .bind(sealed.nonce)
+        .bind(account.last4())
+        .bind(admin)
+        .execute(&mut *tx)
+        .await?;
+        let hash = app
+            .blob_store()
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .put(std::sync::Arc::new(DEMO_LICENSE_PDF.to_vec()))
+            .await?;
+        sqlx::query(
+            "INSERT INTO driver_documents (id, driver_id, kind, content_hash, content_type, byte_size, status, reviewed_at, reviewed_by) \
+             VALUES ($1, $2, 'license', $3, 'application/pdf', $4, 'approved', now(), $5)",
+        )
+        .bind(new_id())
+        .bind(id)
+        .bind(hash.as_str())
+        .bind(i64::try_from(DEMO_LICENSE_PDF.len())?)
+        .bind(admin)
+        .execute(&mut *tx)
+        .await?;
+        for day in 0..7i16 {
+            sqlx::query(
+                "INSERT INTO driver_availability_windows (driver_id, id, day_of_week, start_time, end_time) \
+                 VALUES ($1, $2, $3, '00:00', '24:00')",
+            )
+            .bind(id)
+            .bind(new_id())
+            .bind(day)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    if let Some(store) = driver.dedicated_to {
+        sqlx::query(
+            "INSERT INTO driver_businesses (business_id, driver_id, priority) \
+             SELECT business_id, $1, 1 FROM business_storefront_settings WHERE subdomain = $2 \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(id)
+        .bind(store)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Seeds the demo data.
 ///
 /// # Errors
@@ -287,17 +420,15 @@ pub async fn seed(pools: &Pools, app: &App) -> anyhow::Result<()> {
             "demo business created"
         );
     }
-    let driver_exists: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM users WHERE email = 'driver@fleetfront.test')",
-    )
-    .fetch_one(&pools.owner)
-    .await?;
-    if !driver_exists {
-        sqlx::query("INSERT INTO users (id, kind, email, password_hash, full_name, phone, status) VALUES ($1, 'driver', 'driver@fleetfront.test', $2, 'Demo Driver', '+358409876543', 'active')")
-            .bind(new_id())
-            .bind(&password_hash)
-            .execute(&pools.owner)
-            .await?;
+    for driver in DRIVERS {
+        seed_driver(pools, app, admin, &password_hash, driver).await?;
     }
+    // The stores whose plans include the shared driver pool use it.
+    sqlx::query(
+        "UPDATE business_dispatch_settings d SET shared_pool_opt_in = true FROM business_storefront_settings s \
+         WHERE s.business_id = d.business_id AND s.subdomain IN ('greengrocer', 'sushicentral') AND NOT d.shared_pool_opt_in",
+    )
+    .execute(&pools.owner)
+    .await?;
     Ok(())
 }

@@ -130,6 +130,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | InvalidTransition
         | OrderNotComplete
         | AlreadyReviewed
+        | DriverNotReady
         | PaymentActionRequired => StatusCode::CONFLICT,
         StoreClosed
         | OutsideDeliveryArea
@@ -310,6 +311,12 @@ impl Error {
     /// Replaces the code, keeping message and field errors.
     pub fn with_code(mut self, code: ErrorCode) -> Self {
         self.code = code;
+        self
+    }
+
+    /// Adds a `Retry-After` hint in seconds (e.g. to an `unavailable` answer).
+    pub fn with_retry_after(mut self, secs: i64) -> Self {
+        self.retry_after = Some(secs);
         self
     }
 }

@@ -5,19 +5,20 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use axum::extract::multipart::{Field, MultipartError};
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use fleetfront_domain::auth::{Claims, TokenType};
 use fleetfront_domain::permission::SensitiveAction;
-use fleetfront_domain::ErrorCode;
+use fleetfront_domain::{media, ErrorCode};
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{DeserializeOwned, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use crate::app::App;
-use crate::error::Error;
+use crate::error::{Error, Result};
 
 /// A JSON body.
 #[derive(Debug)]
@@ -220,4 +221,45 @@ impl<S: Send + Sync> FromRequest<S> for ApiMultipart {
             .map(ApiMultipart)
             .map_err(|e| Error::new(ErrorCode::MalformedRequest, e.body_text()))
     }
+}
+
+// Uploads ---------------------------------------------------------------------------------------
+
+/// The problem for a multipart body that cannot be read (413 when it is over the limit).
+pub(crate) fn multipart_error(e: &MultipartError) -> Error {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        too_large()
+    } else {
+        Error::new(
+            ErrorCode::MalformedRequest,
+            format!("the multipart body is malformed: {}", e.body_text()),
+        )
+    }
+}
+
+/// The problem for an upload over [`media::MAX_UPLOAD_BYTES`].
+pub(crate) fn too_large() -> Error {
+    Error::new(
+        ErrorCode::PayloadTooLarge,
+        format!(
+            "the file is too large: at most {} MiB",
+            media::MAX_UPLOAD_BYTES / (1024 * 1024)
+        ),
+    )
+}
+
+/// Reads a multipart field up to `limit` bytes; `over` is the error past it.
+pub(crate) async fn read_field(
+    field: &mut Field<'_>,
+    limit: usize,
+    over: fn() -> Error,
+) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(&e))? {
+        if bytes.len() + chunk.len() > limit {
+            return Err(over());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
 }

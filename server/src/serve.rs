@@ -76,6 +76,29 @@ pub fn signing_keys(data_dir: &Path) -> anyhow::Result<Keys> {
         .with_context(|| format!("invalid secret in {}", path.display()))
 }
 
+/// The key sealing personal data: `FLEETFRONT_DATA_KEY`, or one generated once and kept in the
+/// data folder (`data-key`, mode 0600), so a restart can open what was sealed before.
+///
+/// # Errors
+/// File errors, or a stored key that does not parse.
+pub fn data_key(config: &Config) -> anyhow::Result<crate::crypto::DataKey> {
+    if let Some(key) = &config.data_key {
+        return Ok(key.clone());
+    }
+    let path = config.data_dir.join("data-key");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => crate::crypto::DataKey::parse(&text)
+            .with_context(|| format!("invalid data key in {}", path.display())),
+        Err(_) => {
+            std::fs::create_dir_all(&config.data_dir)?;
+            let key = crate::crypto::DataKey::generate();
+            write_private(&path, &key.to_hex())?;
+            tracing::warn!(path = %path.display(), "FLEETFRONT_DATA_KEY is not set: generated a data key; back it up, sealed data cannot be read without it");
+            Ok(key)
+        }
+    }
+}
+
 fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -111,6 +134,7 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     })?;
     tracing::info!(dir = %config.blob_dir.display(), "uploaded files stored on local disk");
     state.configure_blobs(std::sync::Arc::new(blobs));
+    state.configure_data_key(data_key(&config)?);
     if let Some(stripe) = &config.stripe {
         let gateway =
             crate::payments::stripe::StripeGateway::new(&stripe.api_base, &stripe.secret_key)?;
@@ -141,6 +165,20 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         crate::payments::jobs::spawn(state.clone(), std::time::Duration::from_secs(5));
     let session_listener =
         crate::sessions::start_listener(pools.app.clone(), state.db.sessions.clone()).await?;
+    // Drivers' latest positions live in memory: reload the recent ones so tracking survives a
+    // restart, then write accepted fixes in bulk and delete history past its retention.
+    let restored = state
+        .locations
+        .restore(&state.db, state.clock.now())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot restore drivers' recent locations: {e}"))?;
+    tracing::info!(drivers = restored, "recent driver locations restored");
+    let location_flusher = state.locations.spawn_flusher(state.db.clone());
+    let location_retention = crate::locations::spawn_retention(
+        state.clone(),
+        chrono::Duration::days(i64::from(config.location_retention_days)),
+        std::time::Duration::from_secs(600),
+    );
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -153,9 +191,20 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     .with_graceful_shutdown(shutdown_signal())
     .await;
     session_listener.abort();
+    location_retention.abort();
     outbox.abort();
     timeouts.abort();
     payment_jobs.abort();
+    if let Some(flusher) = location_flusher {
+        // The flusher stops once the last `App` (which holds the queue's sender) is dropped,
+        // after writing what was queued; the tasks aborted above release theirs.
+        if tokio::time::timeout(std::time::Duration::from_secs(5), flusher)
+            .await
+            .is_err()
+        {
+            tracing::warn!("driver locations still queued at shutdown were not all written");
+        }
+    }
     pools.app.close().await;
     pools.owner.close().await;
     if let Some(cluster) = cluster {

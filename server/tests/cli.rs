@@ -174,6 +174,39 @@ async fn serve_demo_answers_over_a_socket_and_shuts_down_gracefully() {
         "{products}"
     );
     assert_eq!(products["items"][0]["name"], "Carrots");
+    // The demo driver is approved, dedicated to Pizza Palace, and may go online; the data key
+    // that seals its bank account was generated into the data folder, readable by the owner only.
+    let login: Value = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"email": "driver@fleetfront.test", "password": fleetfront_server::demo::PASSWORD}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    let online = client
+        .patch(format!("{base}/api/v1/driver/availability"))
+        .bearer_auth(login["access_token"].as_str().expect("driver token"))
+        .json(&json!({"online": true}))
+        .send()
+        .await
+        .expect("online");
+    assert_eq!(online.status(), 200);
+    let online: Value = online.json().await.expect("json");
+    assert_eq!(
+        online["dedicated_businesses"][0]["business_name"],
+        "Pizza Palace"
+    );
+    assert_eq!(online["in_window_now"], true);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(data.join("data-key"))
+            .expect("data key file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

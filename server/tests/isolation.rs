@@ -192,6 +192,7 @@ async fn world() -> World {
         image_rows(&t, store).await;
         review_rows(&t, store).await;
     }
+    driver_rows(&t, &admin, &[a, b]).await;
     let owner_id = |email: &str| {
         let pool = t.db.pools.owner.clone();
         let email = email.to_owned();
@@ -418,6 +419,35 @@ async fn review_rows(t: &TestApp, store: &str) {
     .execute(&t.db.pools.owner)
     .await
     .unwrap();
+}
+
+/// Driver rows (migration 0017): one registered driver dedicated to both businesses through
+/// the admin endpoint; `business_dispatch_settings` rows come with every business (trigger).
+async fn driver_rows(t: &TestApp, admin: &str, businesses: &[Uuid]) {
+    let body = json!({"email": "fleet@drivers.test", "password": PASSWORD, "full_name": "Fleet Driver", "phone": "+358401234567"});
+    t.send(
+        Method::POST,
+        "/api/v1/auth/driver/register",
+        None,
+        Some(body),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    let driver: Uuid =
+        sqlx::query_scalar("SELECT id FROM users WHERE email = 'fleet@drivers.test'")
+            .fetch_one(&t.db.pools.owner)
+            .await
+            .unwrap();
+    for business in businesses {
+        t.send(
+            Method::POST,
+            &format!("/api/v1/admin/drivers/{driver}/assign"),
+            Some(admin),
+            Some(json!({"business_id": business, "priority": 1})),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    }
 }
 
 /// Product image rows of one business (migration 0011): one image of every product (published,

@@ -121,6 +121,9 @@ error_codes! {
     OrderNotComplete => "order_not_complete";
     /// The order has been reviewed already; a review is written once.
     AlreadyReviewed => "already_reviewed";
+    /// The driver may not go online yet: not approved, no valid licence, or no approved
+    /// licence document (the message and the profile's `blockers` say which).
+    DriverNotReady => "driver_not_ready";
 }
 
 impl ErrorCode {

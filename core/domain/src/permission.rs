@@ -279,6 +279,8 @@ pub enum PlatformPermission {
     PlansManage,
     /// See platform metrics.
     MetricsRead,
+    /// Review, approve, suspend and assign drivers.
+    DriversManage,
 }
 
 /// A permission asked of [`can`].

@@ -42,7 +42,7 @@ pub(crate) fn routes(router: OpenApiRouter<App>) -> OpenApiRouter<App> {
         .routes(routes!(platform_metrics))
 }
 
-async fn begin_admin(
+pub(crate) async fn begin_admin(
     app: &App,
     auth: &Auth,
     permission: PlatformPermission,
@@ -67,7 +67,7 @@ pub struct BusinessQuery {
     pub q: Option<String>,
 }
 
-fn decode_cursor(raw: &str) -> Result<(DateTime<Utc>, Uuid)> {
+pub(crate) fn decode_cursor(raw: &str) -> Result<(DateTime<Utc>, Uuid)> {
     let invalid = || {
         Error::field(
             "cursor",
@@ -83,7 +83,7 @@ fn decode_cursor(raw: &str) -> Result<(DateTime<Utc>, Uuid)> {
     Ok((at, Uuid::parse_str(id).map_err(|_| invalid())?))
 }
 
-fn encode_cursor(at: DateTime<Utc>, id: Uuid) -> String {
+pub(crate) fn encode_cursor(at: DateTime<Utc>, id: Uuid) -> String {
     URL_SAFE_NO_PAD.encode(format!("{}|{id}", at.timestamp_micros()))
 }
 

@@ -11,7 +11,6 @@
 
 use std::sync::Arc;
 
-use axum::extract::multipart::{Field, MultipartError};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -33,7 +32,9 @@ use crate::audit::{self, Event, Who};
 use crate::context::Ctx;
 use crate::db::{new_id, Tx};
 use crate::error::{Denied, Error, Result};
-use crate::extract::{ApiJson, ApiMultipart, ApiPath, Auth};
+use crate::extract::{
+    multipart_error, read_field, too_large, ApiJson, ApiMultipart, ApiPath, Auth,
+};
 use crate::images::{self, Thumbnail};
 
 /// The body limit of the upload route: the largest file plus room for the other fields and
@@ -85,39 +86,6 @@ async fn touch_product(tx: &mut Tx, business: BusinessId, id: Uuid) -> Result<()
         .execute(&mut **tx)
         .await?;
     Ok(())
-}
-
-fn multipart_error(e: &MultipartError) -> Error {
-    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        too_large()
-    } else {
-        Error::new(
-            ErrorCode::MalformedRequest,
-            format!("the multipart body is malformed: {}", e.body_text()),
-        )
-    }
-}
-
-fn too_large() -> Error {
-    Error::new(
-        ErrorCode::PayloadTooLarge,
-        format!(
-            "the file is too large: at most {} MiB",
-            media::MAX_UPLOAD_BYTES / (1024 * 1024)
-        ),
-    )
-}
-
-/// Reads a field up to `limit` bytes; `over` is the error past it.
-async fn read_field(field: &mut Field<'_>, limit: usize, over: fn() -> Error) -> Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(&e))? {
-        if bytes.len() + chunk.len() > limit {
-            return Err(over());
-        }
-        bytes.extend_from_slice(&chunk);
-    }
-    Ok(bytes)
 }
 
 /// The upload's fields: `file` (required, once) and `alt` (optional).

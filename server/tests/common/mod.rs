@@ -233,6 +233,7 @@ impl TestApp {
         app.configure_blobs(std::sync::Arc::new(
             fleetfront_server::storage::LocalDiskStore::new(blob_dir(&db.name)),
         ));
+        app.configure_data_key(fleetfront_server::crypto::DataKey::from_bytes(DATA_KEY));
         let router = fleetfront_server::app(app.clone());
         TestApp { db, app, router }
     }
@@ -372,6 +373,9 @@ pub fn onboarding(subdomain: &str, plan: &str) -> Value {
     })
     .unwrap()
 }
+
+/// The data key every test app seals personal data with.
+pub const DATA_KEY: [u8; 32] = [7; 32];
 
 /// The secret behind [`keys`], for tests that forge tokens with `jsonwebtoken` directly.
 pub const SIGNING_SECRET: &[u8] = b"test-signing-secret-that-is-long-enough";

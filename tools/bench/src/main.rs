@@ -11,8 +11,11 @@
 #![forbid(unsafe_code)]
 
 mod cpu;
+mod dispatch;
 mod flash;
 mod load;
+mod locations;
+mod nearest;
 mod scenario;
 mod seed;
 
@@ -76,6 +79,28 @@ struct Args {
     /// concurrently with their first attempt, all of them again after it answered).
     #[arg(long, default_value_t = 0.2)]
     flash_retry_share: f64,
+    /// Locations and nearest: simulated drivers (accounts registered and approved through the
+    /// API for `locations`; in memory for `nearest`).
+    #[arg(long, default_value_t = 10_000)]
+    drivers: usize,
+    /// Locations: fixes per batch (1 Hz GPS; 10 is a batch every 10 s).
+    #[arg(long, default_value_t = 10)]
+    batch_size: usize,
+    /// Locations: drivers registered at once while seeding.
+    #[arg(long, default_value_t = 32)]
+    seed_concurrency: usize,
+    /// Nearest: query threads (in process).
+    #[arg(long, default_value_t = 2)]
+    nearest_threads: usize,
+    /// Nearest: drivers per answer.
+    #[arg(long, default_value_t = 10)]
+    nearest_k: usize,
+    /// Dispatch: ready orders per round.
+    #[arg(long, default_value_t = 500)]
+    dispatch_orders: usize,
+    /// Dispatch: free drivers per round.
+    #[arg(long, default_value_t = 1000)]
+    dispatch_drivers: usize,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -92,6 +117,15 @@ enum Scenario {
     Order,
     /// Many buyers at once for a few units; checks the outcome.
     Flash,
+    /// Drivers' GPS batches (`POST /api/v1/driver/location`) and send-to-visible delay
+    /// (only when named).
+    Locations,
+    /// Nearest-driver queries on the server's in-memory index, in process, and Redis
+    /// GEOSEARCH when installed (only when named; needs no server).
+    Nearest,
+    /// Batch dispatch rounds on a synthetic city, in process, against the greedy baseline
+    /// (only when named; needs no server).
+    Dispatch,
 }
 
 impl Scenario {
@@ -112,6 +146,9 @@ impl Scenario {
             Self::Cart => "cart",
             Self::Order => "order",
             Self::Flash => "flash",
+            Self::Locations => "locations",
+            Self::Nearest => "nearest",
+            Self::Dispatch => "dispatch",
         }
     }
 }
@@ -133,6 +170,14 @@ async fn main() -> anyhow::Result<()> {
     {
         bail!("--flash-buyers 1..=10000, --products 1..=100000, --flash-retry-share 0..=1");
     }
+    if !(200..=1_000_000).contains(&args.drivers)
+        || !(1..=500).contains(&args.batch_size)
+        || !(1..=1024).contains(&args.seed_concurrency)
+        || !(1..=64).contains(&args.nearest_threads)
+        || !(1..=100).contains(&args.nearest_k)
+    {
+        bail!("--drivers 200..=1000000, --batch-size 1..=500, --seed-concurrency 1..=1024, --nearest-threads 1..=64, --nearest-k 1..=100");
+    }
     let mode = match args.rate {
         Some(rate) => Mode::Open {
             rate,
@@ -151,10 +196,16 @@ async fn main() -> anyhow::Result<()> {
         postgres: args.postgres_pid,
     };
     let ticks = cpu::clock_ticks();
-    let needs_store = args
-        .scenario
-        .iter()
-        .any(|s| !matches!(s, Scenario::Read | Scenario::Write));
+    let needs_store = args.scenario.iter().any(|s| {
+        !matches!(
+            s,
+            Scenario::Read
+                | Scenario::Write
+                | Scenario::Locations
+                | Scenario::Nearest
+                | Scenario::Dispatch
+        )
+    });
     let store = if needs_store {
         let t0 = std::time::Instant::now();
         let store = seed::seed(&client, &args.url, args.products, args.flash_stock).await?;
@@ -190,6 +241,93 @@ async fn main() -> anyhow::Result<()> {
     let mut failed = Vec::new();
     for scenario in &args.scenario {
         let op: Op = match scenario {
+            Scenario::Dispatch => {
+                let settings = dispatch::Settings {
+                    orders: args.dispatch_orders.clamp(1, 100_000),
+                    drivers: args.dispatch_drivers.clamp(1, 1_000_000),
+                    seconds: args.seconds,
+                };
+                let lines = tokio::task::spawn_blocking(move || dispatch::run(settings)).await?;
+                for line in lines {
+                    println!("{line}");
+                }
+                continue;
+            }
+            Scenario::Nearest => {
+                let settings = nearest::Settings {
+                    drivers: args.drivers,
+                    k: args.nearest_k,
+                    radius_m: 10_000.0,
+                    threads: args.nearest_threads,
+                    seconds: args.seconds,
+                    redis_connections: args.nearest_threads,
+                };
+                let lines = tokio::task::spawn_blocking(move || nearest::run(settings)).await??;
+                for line in lines {
+                    println!("{line}");
+                }
+                continue;
+            }
+            Scenario::Locations => {
+                let t0 = std::time::Instant::now();
+                let drivers = locations::seed_drivers(
+                    &client,
+                    &args.url,
+                    args.drivers,
+                    args.seed_concurrency,
+                )
+                .await?;
+                println!(
+                    "locations seeded {} drivers (registered and approved through the API, {} at once) in {:.1}s",
+                    drivers.len(),
+                    args.seed_concurrency,
+                    t0.elapsed().as_secs_f64()
+                );
+                // A few drivers are the prober's own, so their sequence numbers never race.
+                let (load, probers) = drivers.split_at(drivers.len() - 40);
+                let load = Arc::new(load.to_vec());
+                let op = locations::ingest(&client, &args.url, load, args.batch_size);
+                if args.warmup > 0 {
+                    load::run(
+                        op.clone(),
+                        mode,
+                        Duration::from_secs(args.warmup),
+                        watched,
+                        ticks,
+                    )
+                    .await?;
+                }
+                let deadline = std::time::Instant::now() + Duration::from_secs(args.seconds);
+                let prober = tokio::spawn(locations::probe(
+                    client.clone(),
+                    args.url.clone(),
+                    probers.to_vec(),
+                    args.batch_size,
+                    4,
+                    deadline,
+                ));
+                let measured =
+                    load::run(op, mode, Duration::from_secs(args.seconds), watched, ticks).await?;
+                println!("{}", measured.report("locations"));
+                println!(
+                    "locations fixes ingested={:.0}/s ({} fixes per batch)",
+                    (measured.ok() * args.batch_size) as f64 / args.seconds as f64,
+                    args.batch_size
+                );
+                match prober.await? {
+                    Ok(v) => println!("{}", v.report()),
+                    Err(e) => {
+                        println!("visible  failed: {e:#}");
+                        failed.push("locations");
+                    }
+                }
+                // 503 is the server's back-pressure (its write queue is full), reported above
+                // but not a failure.
+                if measured.errors().keys().any(|s| *s >= 500 && *s != 503) {
+                    failed.push("locations");
+                }
+                continue;
+            }
             Scenario::Read | Scenario::Write => {
                 let token = seed::login(&client, &args.url, &args.email, &args.password).await?;
                 scenario::storefront_settings(
