@@ -227,6 +227,7 @@ pub fn api_router() -> (Router<App>, utoipa::openapi::OpenApi) {
     let router = api::drivers::routes(router);
     let router = api::fleet::routes(router);
     let router = api::locations::routes(router);
+    let router = api::dispatch::routes(router);
     router.split_for_parts()
 }
 

@@ -131,6 +131,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | OrderNotComplete
         | AlreadyReviewed
         | DriverNotReady
+        | OfferExpired
         | PaymentActionRequired => StatusCode::CONFLICT,
         StoreClosed
         | OutsideDeliveryArea

@@ -15,6 +15,7 @@ pub mod context;
 pub mod crypto;
 pub mod db;
 pub mod demo;
+pub mod dispatch;
 pub mod drivers;
 pub mod error;
 pub mod extract;

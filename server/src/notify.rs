@@ -325,6 +325,18 @@ fn render(
             lines.push(format!("{public_url}/business/orders/{order}"));
             (format!("Cancellation requested for order {order}"), lines)
         }
+        "dispatch_unassigned" => {
+            let order = text(payload, "order_id");
+            let lines = vec![
+                format!(
+                    "No driver could be found for order {order}: nobody is online nearby, or \
+                     every driver offered it declined or let the offer expire."
+                ),
+                "Please assign a driver by hand from your dispatch board.".to_owned(),
+                format!("{public_url}/business/dispatch"),
+            ];
+            (format!("No driver for order {order}"), lines)
+        }
         other => {
             return Err(DeliveryError::permanent(format!(
                 "unknown email template {other:?}"

@@ -1567,7 +1567,12 @@ pub async fn find(tx: &mut Tx, business: BusinessId, id: Uuid) -> Result<Option<
 ///
 /// # Errors
 /// Database errors.
-pub async fn tracking(tx: &mut Tx, row: &OrderRow) -> Result<TrackingView> {
+pub async fn tracking(
+    tx: &mut Tx,
+    row: &OrderRow,
+    locations: &crate::locations::LocationStore,
+    now: DateTime<Utc>,
+) -> Result<TrackingView> {
     #[allow(clippy::type_complexity)] // one row shape, read right here
 let history: Vec<(Option<String>, String, String, String, DateTime<Utc>, Option<String>, bool)> = sqlx::query_as(
         "SELECT from_status, to_status, outcome, by_party, at, reason, filled_in FROM order_status_history \
@@ -1609,7 +1614,42 @@ let history: Vec<(Option<String>, String, String, String, DateTime<Utc>, Option<
         history,
         items: items.remove(&row.id).unwrap_or_default(),
         total: row.money(row.total_minor)?,
+        courier: courier(tx, row, locations, now).await?,
     })
+}
+
+/// The assigned courier's latest position for the order's tracking. Row level security shows
+/// the caller the delivery of an order it may see, and nothing else.
+async fn courier(
+    tx: &mut Tx,
+    row: &OrderRow,
+    locations: &crate::locations::LocationStore,
+    now: DateTime<Utc>,
+) -> Result<Option<fleetfront_domain::api::order::CourierView>> {
+    let driver: Option<Option<Uuid>> = sqlx::query_scalar(
+        "SELECT driver_id FROM deliveries WHERE business_id = $1 AND order_id = $2 AND status = 'assigned'",
+    )
+    .bind(row.business_id)
+    .bind(row.id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(Some(driver)) = driver else {
+        return Ok(None);
+    };
+    let latest = locations.latest(fleetfront_domain::UserId(driver));
+    Ok(Some(match latest {
+        Some((fix, _)) => fleetfront_domain::api::order::CourierView {
+            position: fleetfront_domain::value::Coordinates::parse(fix.latitude(), fix.longitude())
+                .ok(),
+            last_seen_at: Some(fix.recorded_at()),
+            live: fleetfront_domain::location::is_live(fix.recorded_at(), now),
+        },
+        None => fleetfront_domain::api::order::CourierView {
+            position: None,
+            last_seen_at: None,
+            live: false,
+        },
+    }))
 }
 
 // Transitions ------------------------------------------------------------------------------------
@@ -1728,6 +1768,13 @@ pub async fn transition(
     }
     if t.outcome == Outcome::Applied {
         count_for_customer(tx, &row, t.status).await?;
+    }
+    if t.outcome == Outcome::Applied && t.effects.contains(&Effect::StartDispatch) {
+        // The delivery commits with the acceptance; its offers follow (`dispatch::start`).
+        crate::dispatch::create_delivery(tx, business, id, now).await?;
+    }
+    if t.outcome == Outcome::Applied && t.effects.contains(&Effect::CancelDispatch) {
+        crate::dispatch::cancel(tx, business, id, now).await?;
     }
     if t.effects.contains(&Effect::OpenCancellationRequest) && by != Party::Staff {
         notify_cancellation_request(tx, &row, by, &event).await?;
@@ -1963,7 +2010,7 @@ pub async fn cancel_by_customer(
     let row = find(&mut tx, business, id)
         .await?
         .ok_or_else(|| Error::not_found("order"))?;
-    let view = tracking(&mut tx, &row).await?;
+    let view = tracking(&mut tx, &row, &app.locations.store, app.clock.now()).await?;
     tx.commit().await?;
     Ok(view)
 }

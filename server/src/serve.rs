@@ -159,6 +159,10 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     // Pending orders past their acceptance window are rejected by this task; the deadline is
     // stored with each order, so a restart picks up where the last run stopped.
     let timeouts = crate::orders::spawn_timeouts(state.clone(), std::time::Duration::from_secs(5));
+    // Open offers past their expiry move on to the next driver; the offers and their
+    // deadlines live in the database, so a restart loses none of them.
+    let offer_timeouts =
+        crate::dispatch::spawn_offer_timeouts(state.clone(), std::time::Duration::from_secs(2));
     // Payment effects whose gateway call failed (or was cut off by a restart) are retried by
     // this task with their own idempotency keys; the jobs live in the database.
     let payment_jobs =
@@ -194,6 +198,7 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     location_retention.abort();
     outbox.abort();
     timeouts.abort();
+    offer_timeouts.abort();
     payment_jobs.abort();
     if let Some(flusher) = location_flusher {
         // The flusher stops once the last `App` (which holds the queue's sender) is dropped,

@@ -193,6 +193,7 @@ async fn world() -> World {
         review_rows(&t, store).await;
     }
     driver_rows(&t, &admin, &[a, b]).await;
+    dispatch_rows(&t).await;
     let owner_id = |email: &str| {
         let pool = t.db.pools.owner.clone();
         let email = email.to_owned();
@@ -448,6 +449,22 @@ async fn driver_rows(t: &TestApp, admin: &str, businesses: &[Uuid]) {
         .await
         .expect(StatusCode::CREATED);
     }
+}
+
+/// Dispatch rows (migration 0019) in both businesses: a delivery of one of each business's
+/// orders with an open offer to the fleet driver, as the dispatcher writes them.
+async fn dispatch_rows(t: &TestApp) {
+    sqlx::query(
+        "WITH o AS (SELECT DISTINCT ON (business_id) business_id, id FROM orders ORDER BY business_id, id), \
+              d AS (INSERT INTO deliveries (business_id, id, order_id, status) \
+                    SELECT business_id, gen_random_uuid(), id, 'offered' FROM o RETURNING business_id, id) \
+         INSERT INTO dispatch_offers (business_id, id, delivery_id, driver_id, attempt, status, offered_at, expires_at, score, reason) \
+         SELECT d.business_id, gen_random_uuid(), d.id, u.id, 1, 'open', now(), now() + interval '30 seconds', -500, 'dedicated #1, 500 m to pickup' \
+           FROM d, users u WHERE u.email = 'fleet@drivers.test'",
+    )
+    .execute(&t.db.pools.owner)
+    .await
+    .unwrap();
 }
 
 /// Product image rows of one business (migration 0011): one image of every product (published,
@@ -846,6 +863,7 @@ async fn http_cross_tenant_access_is_404_and_audited() {
         "/api/v1/business/orders",
         "/api/v1/business/commerce-settings",
         "/api/v1/business/discount-codes",
+        "/api/v1/business/dispatch",
     ] {
         let body = t
             .send(Method::GET, path, Some(&w.a_owner), None)
@@ -895,6 +913,17 @@ async fn http_cross_tenant_access_is_404_and_audited() {
             .fetch_one(&t.db.pools.owner)
             .await
             .unwrap();
+    let b_dispatched: Uuid =
+        sqlx::query_scalar("SELECT order_id FROM deliveries WHERE business_id = $1 LIMIT 1")
+            .bind(w.b)
+            .fetch_one(&t.db.pools.owner)
+            .await
+            .unwrap();
+    let fleet_driver: Uuid =
+        sqlx::query_scalar("SELECT id FROM users WHERE email = 'fleet@drivers.test'")
+            .fetch_one(&t.db.pools.owner)
+            .await
+            .unwrap();
     let cases = cases.into_iter().chain([
         (
             Method::PATCH,
@@ -915,6 +944,11 @@ async fn http_cross_tenant_access_is_404_and_audited() {
             Method::PATCH,
             format!("/api/v1/business/orders/{b_order}"),
             Some(json!({"type": "accept", "prep_time": 10})),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/business/orders/{b_dispatched}/assign"),
+            Some(json!({"driver_id": fleet_driver})),
         ),
     ]);
     for (method, path, body) in cases {

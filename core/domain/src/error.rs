@@ -124,6 +124,8 @@ error_codes! {
     /// The driver may not go online yet: not approved, no valid licence, or no approved
     /// licence document (the message and the profile's `blockers` say which).
     DriverNotReady => "driver_not_ready";
+    /// The delivery offer expired before it was accepted.
+    OfferExpired => "offer_expired";
 }
 
 impl ErrorCode {

@@ -8,6 +8,7 @@ pub mod cart;
 pub mod catalog;
 pub mod commerce;
 pub mod customers;
+pub mod dispatch;
 pub mod docs;
 pub mod drivers;
 pub mod fleet;

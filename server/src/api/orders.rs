@@ -17,7 +17,7 @@ use fleetfront_domain::api::order::{
 };
 use fleetfront_domain::api::{FieldErrors, Problem};
 use fleetfront_domain::auth::Claims;
-use fleetfront_domain::order::{OrderEvent, OrderStatus, Outcome, Party};
+use fleetfront_domain::order::{Effect, OrderEvent, OrderStatus, Outcome, Party};
 use fleetfront_domain::permission::{Actor, Permission, SensitiveAction};
 use fleetfront_domain::value::{Email, Phone};
 use fleetfront_domain::{BusinessId, ErrorCode, Money};
@@ -280,6 +280,10 @@ async fn update_business_order(
     tx.commit().await?;
     // Money moves after the status change is committed (no lock held across a provider call).
     orders::settle(&app, business, id).await;
+    if t.effects.contains(&Effect::StartDispatch) {
+        // The first offer, as the dispatcher; the timeout task retries if this fails.
+        crate::dispatch::start(&app, business, id).await;
+    }
     let (mut tx, _, _) = begin_staff(&app, &auth, Permission::OrdersManage).await?;
     let row = orders::find(&mut tx, business, id)
         .await?
@@ -462,7 +466,7 @@ async fn track_order(
                 .fetch_optional(&mut *tx)
                 .await?;
         let row = row.ok_or_else(|| Error::not_found("order"))?;
-        let view = orders::tracking(&mut tx, &row).await?;
+        let view = orders::tracking(&mut tx, &row, &app.locations.store, app.clock.now()).await?;
         tx.commit().await?;
         return Ok(Json(view));
     }
@@ -480,7 +484,7 @@ async fn track_order(
         .await?
         .filter(|r| r.customer_id() == Some(customer.0))
         .ok_or_else(|| Error::not_found("order"))?;
-    let view = orders::tracking(&mut tx, &row).await?;
+    let view = orders::tracking(&mut tx, &row, &app.locations.store, app.clock.now()).await?;
     tx.commit().await?;
     Ok(Json(view))
 }

@@ -83,6 +83,129 @@ pub struct AssignmentView {
     pub assigned_at: DateTime<Utc>,
 }
 
+/// An open offer addressed to the signed-in driver, with the id to answer it by
+/// (`POST /api/v1/driver/assignments/{offer_id}/accept` or `…/decline`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OpenOfferView {
+    /// The offer.
+    pub offer_id: Uuid,
+    /// The delivery offered.
+    pub delivery_id: Uuid,
+    /// What the driver is offered.
+    #[serde(flatten)]
+    pub offer: OfferView,
+}
+
+/// `GET /api/v1/driver/assignments`: the driver's open offers and the deliveries it holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DriverAssignmentsView {
+    /// Offers waiting for an answer, soonest expiry first.
+    pub offers: Vec<OpenOfferView>,
+    /// Deliveries the driver accepted (or was assigned by hand), newest first.
+    pub assignments: Vec<AssignmentView>,
+}
+
+/// `POST /api/v1/business/orders/{id}/assign`: give the order's delivery to a driver by hand.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ManualAssignRequest {
+    /// A driver dedicated to the business, or from the shared pool if the business opted in;
+    /// online and approved.
+    pub driver_id: Uuid,
+}
+
+/// Where dispatch stands for a delivery, on the business's board.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum DispatchStatus {
+    /// Looking for the next driver.
+    Pending,
+    /// Offered to a driver, waiting for the answer.
+    Offered,
+    /// Nobody was left to offer it to: assign it by hand.
+    Unassigned,
+    /// A driver holds it.
+    Assigned,
+    /// The order was cancelled.
+    Cancelled,
+}
+
+impl DispatchStatus {
+    /// Stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Offered => "offered",
+            Self::Unassigned => "unassigned",
+            Self::Assigned => "assigned",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// Parses the stored form.
+    pub fn parse(raw: &str) -> Option<Self> {
+        [
+            Self::Pending,
+            Self::Offered,
+            Self::Unassigned,
+            Self::Assigned,
+            Self::Cancelled,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == raw)
+    }
+}
+
+/// The open offer of a delivery, on the board.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BoardOfferView {
+    /// The offer.
+    pub offer_id: Uuid,
+    /// To whom.
+    pub driver_id: Uuid,
+    /// Its number within the delivery.
+    pub attempt: u32,
+    /// When it was made.
+    pub offered_at: DateTime<Utc>,
+    /// When it expires.
+    pub expires_at: DateTime<Utc>,
+    /// Why this driver.
+    pub reason: String,
+}
+
+/// One delivery on the business's dispatch board (`GET /api/v1/business/dispatch`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DispatchBoardEntry {
+    /// The delivery.
+    pub delivery_id: Uuid,
+    /// Its order.
+    pub order_id: Uuid,
+    /// Where dispatch stands.
+    pub status: DispatchStatus,
+    /// The open offer, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_offer: Option<BoardOfferView>,
+    /// The driver holding it, once assigned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_id: Option<Uuid>,
+    /// When it was assigned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assigned_at: Option<DateTime<Utc>>,
+    /// Why the assigned driver was chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// How many offers were made.
+    pub attempts: u32,
+    /// When the delivery was created.
+    pub created_at: DateTime<Utc>,
+}
+
 /// The statuses a driver may report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -360,6 +360,24 @@ pub struct TrackingView {
     pub items: Vec<OrderItemView>,
     /// What the customer pays.
     pub total: Money,
+    /// The assigned courier's latest known position, once a driver holds the delivery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub courier: Option<CourierView>,
+}
+
+/// Where the courier of an order was last seen. A position older than
+/// [`crate::location::LIVE_FOR`] is shown with `live: false`, as last seen, never as live.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CourierView {
+    /// The latest position, if the courier has sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<crate::value::Coordinates>,
+    /// When the device recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen_at: Option<DateTime<Utc>>,
+    /// Whether the position is recent enough to show as where the courier is now.
+    pub live: bool,
 }
 
 /// `POST /api/v1/business/orders/{id}/refund`: give the money of a completed, paid order back.

@@ -1,0 +1,613 @@
+//! Dispatch on real PostgreSQL through the HTTP router: an accepted delivery order is offered to
+//! the nearest dedicated driver, a decline and a timeout move on to the next candidate (never
+//! the same driver again), nobody left leaves it unassigned on the board and emails the
+//! business, an expired offer cannot be accepted, a double accept and an accept racing a manual
+//! assignment leave exactly one holder, and other businesses and drivers see nothing.
+
+#![allow(clippy::unwrap_used)] // A failed unwrap in a test is a failed test.
+
+mod common;
+
+use axum::http::{Method, StatusCode};
+use chrono::Utc;
+use common::{TestApp, PASSWORD};
+use fleetfront_server::dispatch::run_due_offers;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+struct Shop {
+    business: Uuid,
+    owner: String,
+    subdomain: String,
+    product: Uuid,
+    variant: Uuid,
+}
+
+async fn shop(t: &TestApp, subdomain: &str) -> Shop {
+    let admin = t.admin_token().await;
+    let (business, owner) = t.business(&admin, subdomain, "growth").await;
+    let day = json!([{"open": "00:00", "close": "23:59"}]);
+    let hours = json!({"monday": day, "tuesday": day, "wednesday": day, "thursday": day,
+           "friday": day, "saturday": day, "sunday": day});
+    t.send(
+        Method::PATCH,
+        "/api/v1/business/storefront",
+        Some(&owner),
+        Some(json!({"is_published": true, "operating_hours": hours})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    sqlx::query(
+        "UPDATE business_commerce_settings SET delivery_base_fee_minor = 300, delivery_fee_per_km_minor = 100, \
+         delivery_included_m = 1000, tax_rate_bps = 0 WHERE business_id = $1",
+    )
+    .bind(business)
+    .execute(&t.db.pools.owner)
+    .await
+    .unwrap();
+    let product = t
+        .send(
+            Method::POST,
+            "/api/v1/business/products",
+            Some(&owner),
+            Some(json!({
+                "sku": "SOUP", "name": "Soup", "price_minor": 1000, "is_published": true,
+                "variants": [{"name": "Bowl", "sku": "SOUP-B", "price_adjustment_minor": 0, "stock_quantity": 100}]
+            })),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let variant: Uuid = sqlx::query_scalar(
+        "SELECT id FROM product_variants WHERE business_id = $1 AND sku = 'SOUP-B'",
+    )
+    .bind(business)
+    .fetch_one(&t.db.pools.owner)
+    .await
+    .unwrap();
+    Shop {
+        business,
+        owner,
+        subdomain: subdomain.to_owned(),
+        product: product["id"].as_str().unwrap().parse().unwrap(),
+        variant,
+    }
+}
+
+/// Places a cash delivery order as a guest and has the business accept it; returns its id.
+async fn accepted_order(t: &TestApp, shop: &Shop) -> Uuid {
+    accepted_order_with_token(t, shop).await.0
+}
+
+/// [`accepted_order`], with the guest's tracking token.
+async fn accepted_order_with_token(t: &TestApp, shop: &Shop) -> (Uuid, String) {
+    let body = json!({
+        "store": shop.subdomain,
+        "email": "guest@example.test",
+        "phone": "+358401234567",
+        "items": [{"product_id": shop.product, "variant_id": shop.variant, "quantity": 1}],
+        "fulfilment": {"kind": "delivery", "address": {"address_line1": "Main Street 1", "city": "Helsinki",
+            "country": "FI", "latitude": 60.175, "longitude": 24.94}},
+        "payment": {"method": "cash"},
+        "expected_total_minor": 1300,
+    });
+    let order = t
+        .send_with(
+            Method::POST,
+            "/api/v1/customers/guest-checkout",
+            None,
+            Some(body),
+            &[("Idempotency-Key", &Uuid::new_v4().to_string())],
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let id: Uuid = order["id"].as_str().unwrap().parse().unwrap();
+    let token = order["tracking_token"].as_str().unwrap().to_owned();
+    t.send(
+        Method::PATCH,
+        &format!("/api/v1/business/orders/{id}"),
+        Some(&shop.owner),
+        Some(json!({"type": "accept", "prep_time": 15})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    (id, token)
+}
+
+/// An approved, online driver at (lat, lon), dedicated to `business` with `priority` if given;
+/// returns (id, access token).
+async fn driver(
+    t: &TestApp,
+    name: &str,
+    at: (f64, f64),
+    dedicated: Option<(Uuid, i16)>,
+) -> (Uuid, String) {
+    let body = t
+        .send(
+            Method::POST,
+            "/api/v1/auth/driver/register",
+            None,
+            Some(json!({
+                "email": format!("{name}-{}@drivers.test", Uuid::new_v4().simple()),
+                "password": PASSWORD,
+                "full_name": name,
+                "phone": "+358401234567",
+            })),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let id: Uuid = body["principal"]["id"].as_str().unwrap().parse().unwrap();
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    let owner = &t.db.pools.owner;
+    sqlx::query("UPDATE users SET status = 'active' WHERE id = $1")
+        .bind(id)
+        .execute(owner)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE driver_profiles SET is_online = true, online_since = now(), approved_at = now() WHERE driver_id = $1")
+        .bind(id)
+        .execute(owner)
+        .await
+        .unwrap();
+    if let Some((business, priority)) = dedicated {
+        sqlx::query(
+            "INSERT INTO driver_businesses (business_id, driver_id, priority) VALUES ($1, $2, $3)",
+        )
+        .bind(business)
+        .bind(id)
+        .bind(priority)
+        .execute(owner)
+        .await
+        .unwrap();
+    }
+    let now = Utc::now();
+    t.send(
+        Method::POST,
+        "/api/v1/driver/location",
+        Some(&token),
+        Some(json!({"device_id": "phone-1", "fixes": [{
+            "latitude": at.0, "longitude": at.1, "accuracy_m": 8.0, "heading_deg": 0.0,
+            "speed_mps": 0.0, "recorded_at": now - chrono::Duration::seconds(2), "seq": 1,
+        }]})),
+    )
+    .await
+    .expect(StatusCode::ACCEPTED);
+    (id, token)
+}
+
+async fn assignments(t: &TestApp, token: &str) -> Value {
+    t.send(Method::GET, "/api/v1/driver/assignments", Some(token), None)
+        .await
+        .expect(StatusCode::OK)
+}
+
+/// The id of the one open offer shown to the driver.
+#[track_caller]
+fn only_offer(view: &Value) -> String {
+    let offers = view["offers"].as_array().unwrap();
+    assert_eq!(offers.len(), 1, "{view}");
+    offers[0]["offer_id"].as_str().unwrap().to_owned()
+}
+
+async fn board(t: &TestApp, token: &str) -> Vec<Value> {
+    t.send(Method::GET, "/api/v1/business/dispatch", Some(token), None)
+        .await
+        .expect(StatusCode::OK)
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Runs the timeout task until it handles a delivery. A refused request's transaction is
+/// rolled back when its connection is next used, so for a moment it may still hold the
+/// delivery's row lock, which the task skips (and takes on its next pass).
+async fn run_due_until_handled(t: &TestApp) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if run_due_offers(&t.app, t.app.clock.now()).await.unwrap() > 0 {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "nothing became due");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+async fn answer(t: &TestApp, token: &str, offer: &str, what: &str) -> common::Reply {
+    t.send(
+        Method::POST,
+        &format!("/api/v1/driver/assignments/{offer}/{what}"),
+        Some(token),
+        None,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn offers_move_on_by_decline_and_timeout_until_nobody_is_left() {
+    let t = TestApp::new().await;
+    let shop = shop(&t, "dispatch-flow").await;
+    // The store is at 60.17, 24.94. Ann is nearest, Ben next, Cy farthest; all dedicated.
+    let (ann, ann_token) = driver(&t, "Ann", (60.171, 24.94), Some((shop.business, 1))).await;
+    let (ben, ben_token) = driver(&t, "Ben", (60.175, 24.94), Some((shop.business, 1))).await;
+    let (cy, cy_token) = driver(&t, "Cy", (60.18, 24.94), Some((shop.business, 1))).await;
+    // A shared-pool driver the business did not opt in for is never offered the order.
+    let (_, pool_token) = driver(&t, "Pool", (60.1701, 24.94), None).await;
+
+    let (order, tracking_token) = accepted_order_with_token(&t, &shop).await;
+    let tracking = format!("/api/v1/orders/{order}/tracking?token={tracking_token}");
+    let first = assignments(&t, &ann_token).await;
+    let offer = only_offer(&first);
+    assert_eq!(first["offers"][0]["order_id"], order.to_string());
+    assert_eq!(first["offers"][0]["attempt"], 1);
+    assert_eq!(first["offers"][0]["cash_to_collect"]["minor"], 1300);
+    for other in [&ben_token, &cy_token, &pool_token] {
+        assert!(assignments(&t, other).await["offers"]
+            .as_array()
+            .unwrap()
+            .is_empty());
+        // Nobody else can answer Ann's offer: it does not exist for them.
+        answer(&t, other, &offer, "accept")
+            .await
+            .expect_problem(StatusCode::NOT_FOUND, "not_found");
+    }
+    let reason: String = sqlx::query_scalar(
+        "SELECT reason FROM dispatch_offers WHERE business_id = $1 AND driver_id = $2",
+    )
+    .bind(shop.business)
+    .bind(ann)
+    .fetch_one(&t.db.pools.owner)
+    .await
+    .unwrap();
+    assert!(reason.starts_with("dedicated #1"), "{reason}");
+    let entries = board(&t, &shop.owner).await;
+    assert_eq!(entries[0]["status"], "offered");
+    assert_eq!(entries[0]["current_offer"]["driver_id"], ann.to_string());
+
+    // Ann declines: Ben is offered it, attempt 2.
+    answer(&t, &ann_token, &offer, "decline")
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    answer(&t, &ann_token, &offer, "accept")
+        .await
+        .expect_problem(StatusCode::CONFLICT, "conflict");
+    let second = assignments(&t, &ben_token).await;
+    let ben_offer = only_offer(&second);
+    assert_eq!(second["offers"][0]["attempt"], 2);
+
+    // Ben lets it expire (30 s by default): he cannot accept it any more, and the timeout
+    // task moves on to Cy, not back to Ann.
+    t.app.clock.advance(31);
+    answer(&t, &ben_token, &ben_offer, "accept")
+        .await
+        .expect_problem(StatusCode::CONFLICT, "offer_expired");
+    run_due_until_handled(&t).await;
+    answer(&t, &ben_token, &ben_offer, "accept")
+        .await
+        .expect_problem(StatusCode::CONFLICT, "offer_expired");
+    let third = assignments(&t, &cy_token).await;
+    let cy_offer = only_offer(&third);
+    assert_eq!(third["offers"][0]["attempt"], 3);
+    assert!(assignments(&t, &ann_token).await["offers"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    let entries = board(&t, &shop.owner).await;
+    assert_eq!(entries[0]["current_offer"]["driver_id"], cy.to_string());
+    assert_eq!(entries[0]["attempts"], 3);
+
+    // Cy declines too: nobody is left, the board shows it unassigned and the business is told.
+    answer(&t, &cy_token, &cy_offer, "decline")
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    let entries = board(&t, &shop.owner).await;
+    assert_eq!(entries[0]["status"], "unassigned");
+    assert!(entries[0].get("current_offer").is_none());
+    let email: Value = sqlx::query_scalar(
+        "SELECT payload FROM outbox_messages WHERE business_id = $1 AND payload->>'template' = 'dispatch_unassigned'",
+    )
+    .bind(shop.business)
+    .fetch_one(&t.db.pools.owner)
+    .await
+    .unwrap();
+    assert_eq!(email["to"], "hello@dispatch-flow.test");
+    assert_eq!(email["order_id"], order.to_string());
+    let statuses: Vec<(Uuid, String)> = sqlx::query_as(
+        "SELECT driver_id, status FROM dispatch_offers WHERE business_id = $1 ORDER BY attempt",
+    )
+    .bind(shop.business)
+    .fetch_all(&t.db.pools.owner)
+    .await
+    .unwrap();
+    assert_eq!(
+        statuses,
+        vec![
+            (ann, "declined".to_owned()),
+            (ben, "expired".to_owned()),
+            (cy, "declined".to_owned())
+        ]
+    );
+
+    // The business assigns it by hand to Ben, who now holds it.
+    let entry = t
+        .send(
+            Method::POST,
+            &format!("/api/v1/business/orders/{order}/assign"),
+            Some(&shop.owner),
+            Some(json!({"driver_id": ben})),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(entry["status"], "assigned");
+    assert_eq!(entry["driver_id"], ben.to_string());
+    let held = assignments(&t, &ben_token).await;
+    assert_eq!(held["assignments"][0]["order_id"], order.to_string());
+    // The customer's tracking shows Ben's latest position, live while it is recent and as
+    // last seen once it is stale.
+    let view = t
+        .send(Method::GET, &tracking, None, None)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(view["courier"]["live"], true, "{view}");
+    assert_eq!(view["courier"]["position"]["latitude"], 60.175);
+    t.app.clock.advance(60);
+    let view = t
+        .send(Method::GET, &tracking, None, None)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(view["courier"]["live"], false, "{view}");
+    assert!(view["courier"]["last_seen_at"].is_string());
+    // A driver the business may not use is refused.
+    let (order2, token2) = accepted_order_with_token(&t, &shop).await;
+    let view = t
+        .send(
+            Method::GET,
+            &format!("/api/v1/orders/{order2}/tracking?token={token2}"),
+            None,
+            None,
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert!(view.get("courier").is_none(), "{view}");
+    // Another order's token does not open this one.
+    t.send(
+        Method::GET,
+        &format!("/api/v1/orders/{order}/tracking?token={token2}"),
+        None,
+        None,
+    )
+    .await
+    .expect_problem(StatusCode::NOT_FOUND, "not_found");
+    let pool_id: Uuid = sqlx::query_scalar("SELECT id FROM users WHERE full_name = 'Pool'")
+        .fetch_one(&t.db.pools.owner)
+        .await
+        .unwrap();
+    t.send(
+        Method::POST,
+        &format!("/api/v1/business/orders/{order2}/assign"),
+        Some(&shop.owner),
+        Some(json!({"driver_id": pool_id})),
+    )
+    .await
+    .expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    t.send(
+        Method::POST,
+        &format!("/api/v1/business/orders/{order2}/assign"),
+        Some(&shop.owner),
+        Some(json!({"driver": ann})),
+    )
+    .await
+    .expect(StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn no_candidate_leaves_the_delivery_unassigned() {
+    let t = TestApp::new().await;
+    let shop = shop(&t, "dispatch-empty").await;
+    // A dedicated driver too far away (about 33 km) is no candidate.
+    driver(&t, "Far", (60.47, 24.94), Some((shop.business, 1))).await;
+    let order = accepted_order(&t, &shop).await;
+    let entries = board(&t, &shop.owner).await;
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["order_id"], order.to_string());
+    assert_eq!(entries[0]["status"], "unassigned");
+    assert_eq!(entries[0]["attempts"], 0);
+    let emails: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM outbox_messages WHERE business_id = $1 AND payload->>'template' = 'dispatch_unassigned'",
+    )
+    .bind(shop.business)
+    .fetch_one(&t.db.pools.owner)
+    .await
+    .unwrap();
+    assert_eq!(emails, 1);
+}
+
+#[tokio::test]
+async fn exactly_one_holder_under_races() {
+    let t = TestApp::new().await;
+    let shop = shop(&t, "dispatch-race").await;
+    let (ann, ann_token) = driver(&t, "Ann", (60.171, 24.94), Some((shop.business, 1))).await;
+    let (ben, _) = driver(&t, "Ben", (60.175, 24.94), Some((shop.business, 2))).await;
+
+    // The same offer accepted twice at once: one wins, the other is refused.
+    let first = accepted_order(&t, &shop).await;
+    let offer = only_offer(&assignments(&t, &ann_token).await);
+    let (a, b) = tokio::join!(
+        answer(&t, &ann_token, &offer, "accept"),
+        answer(&t, &ann_token, &offer, "accept"),
+    );
+    let mut codes = vec![a.status, b.status];
+    codes.sort();
+    assert_eq!(codes, vec![StatusCode::OK, StatusCode::CONFLICT]);
+    let held = assignments(&t, &ann_token).await;
+    assert_eq!(held["assignments"][0]["order_id"], first.to_string());
+    assert_eq!(held["assignments"][0]["driver_id"], ann.to_string());
+
+    // An accept racing a manual assignment to another driver: exactly one holder.
+    let second = accepted_order(&t, &shop).await;
+    let offer = only_offer(&assignments(&t, &ann_token).await);
+    let assign_path = format!("/api/v1/business/orders/{second}/assign");
+    let (accept, assign) = tokio::join!(
+        answer(&t, &ann_token, &offer, "accept"),
+        t.send(
+            Method::POST,
+            &assign_path,
+            Some(&shop.owner),
+            Some(json!({"driver_id": ben})),
+        ),
+    );
+    assert!(
+        (accept.status == StatusCode::OK) != (assign.status == StatusCode::OK),
+        "{} {}",
+        accept.status,
+        assign.status
+    );
+    let (accepted, holder): (i64, Option<Uuid>) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM dispatch_offers o WHERE o.business_id = d.business_id \
+                   AND o.delivery_id = d.id AND o.status = 'accepted'), d.driver_id \
+           FROM deliveries d WHERE d.business_id = $1 AND d.order_id = $2",
+    )
+    .bind(shop.business)
+    .bind(second)
+    .fetch_one(&t.db.pools.owner)
+    .await
+    .unwrap();
+    assert_eq!(accepted, 1);
+    let expected = if accept.status == StatusCode::OK {
+        ann
+    } else {
+        ben
+    };
+    assert_eq!(holder, Some(expected));
+    // Assigning a held delivery again is a conflict.
+    t.send(
+        Method::POST,
+        &format!("/api/v1/business/orders/{second}/assign"),
+        Some(&shop.owner),
+        Some(json!({"driver_id": ann})),
+    )
+    .await
+    .expect_problem(StatusCode::CONFLICT, "conflict");
+}
+
+#[tokio::test]
+async fn other_businesses_see_nothing() {
+    let t = TestApp::new().await;
+    let shop = shop(&t, "dispatch-own").await;
+    let other = shop_other(&t).await;
+    let (_, ann_token) = driver(&t, "Ann", (60.171, 24.94), Some((shop.business, 1))).await;
+    let (ben, _) = driver(&t, "Ben", (60.172, 24.94), Some((other.0, 1))).await;
+    let order = accepted_order(&t, &shop).await;
+    assert_eq!(only_offer(&assignments(&t, &ann_token).await).len(), 36);
+    assert!(board(&t, &other.1).await.is_empty());
+    t.send(
+        Method::POST,
+        &format!("/api/v1/business/orders/{order}/assign"),
+        Some(&other.1),
+        Some(json!({"driver_id": ben})),
+    )
+    .await
+    .expect_problem(StatusCode::NOT_FOUND, "not_found");
+    // Staff and customers are not drivers.
+    t.send(
+        Method::GET,
+        "/api/v1/driver/assignments",
+        Some(&shop.owner),
+        None,
+    )
+    .await
+    .expect_problem(StatusCode::FORBIDDEN, "forbidden");
+    let board = board(&t, &shop.owner).await;
+    assert_eq!(board.len(), 1);
+}
+
+async fn shop_other(t: &TestApp) -> (Uuid, String) {
+    let admin = t.admin_token().await;
+    t.business(&admin, "dispatch-other", "growth").await
+}
+
+#[tokio::test]
+async fn the_timeout_task_picks_up_deliveries_left_waiting() {
+    let t = TestApp::new().await;
+    let shop = shop(&t, "dispatch-restart").await;
+    let (_, ann_token) = driver(&t, "Ann", (60.171, 24.94), Some((shop.business, 1))).await;
+    let order = accepted_order(&t, &shop).await;
+    assert_eq!(
+        only_offer(&assignments(&t, &ann_token).await).len(),
+        36,
+        "offered at once"
+    );
+    // As if the server had stopped between the acceptance's commit and the first offer: the
+    // delivery waits in the database, and the timeout task makes its offer.
+    let owner = &t.db.pools.owner;
+    sqlx::query("DELETE FROM dispatch_offers WHERE business_id = $1")
+        .bind(shop.business)
+        .execute(owner)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE deliveries SET status = 'pending' WHERE business_id = $1")
+        .bind(shop.business)
+        .execute(owner)
+        .await
+        .unwrap();
+    assert!(assignments(&t, &ann_token).await["offers"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    assert_eq!(run_due_offers(&t.app, t.app.clock.now()).await.unwrap(), 1);
+    let view = assignments(&t, &ann_token).await;
+    only_offer(&view);
+    assert_eq!(view["offers"][0]["order_id"], order.to_string());
+    // Nothing is due while the offer runs.
+    assert_eq!(run_due_offers(&t.app, t.app.clock.now()).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn driver_policies_hold_for_the_runtime_role() {
+    use fleetfront_server::db::set_principal;
+
+    let t = TestApp::new().await;
+    let shop = shop(&t, "dispatch-rls").await;
+    let (ann, _) = driver(&t, "Ann", (60.171, 24.94), Some((shop.business, 1))).await;
+    let (ben, _) = driver(&t, "Ben", (60.175, 24.94), Some((shop.business, 2))).await;
+    accepted_order(&t, &shop).await;
+    // Counts what `driver` sees, and how many offers it can mark accepted, on the runtime role.
+    async fn as_driver(t: &TestApp, driver: Uuid) -> (i64, i64, u64) {
+        let mut tx = t.db.pools.app.begin().await.unwrap();
+        set_principal(&mut tx, "driver", Some(driver), None, None)
+            .await
+            .unwrap();
+        let offers: i64 = sqlx::query_scalar("SELECT count(*) FROM dispatch_offers")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        let deliveries: i64 = sqlx::query_scalar("SELECT count(*) FROM deliveries")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        let taken = sqlx::query(
+            "UPDATE dispatch_offers SET status = 'accepted', answered_at = now() WHERE status = 'open'",
+        )
+        .execute(&mut *tx)
+        .await
+        .unwrap()
+        .rows_affected();
+        tx.rollback().await.unwrap();
+        (offers, deliveries, taken)
+    }
+    assert_eq!(as_driver(&t, ann).await, (1, 1, 1), "Ann's own offer");
+    assert_eq!(as_driver(&t, ben).await, (0, 0, 0), "nothing of Ann's");
+    // A driver cannot hand an offer to itself or take a delivery it was not offered.
+    let mut tx = t.db.pools.app.begin().await.unwrap();
+    set_principal(&mut tx, "driver", Some(ben), None, None)
+        .await
+        .unwrap();
+    let moved = sqlx::query(
+        "UPDATE deliveries SET status = 'assigned', driver_id = $1, assigned_at = now()",
+    )
+    .bind(ben)
+    .execute(&mut *tx)
+    .await
+    .unwrap()
+    .rows_affected();
+    assert_eq!(moved, 0);
+    tx.rollback().await.unwrap();
+}
