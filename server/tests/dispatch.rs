@@ -24,19 +24,7 @@ struct Shop {
 }
 
 async fn shop(t: &TestApp, subdomain: &str) -> Shop {
-    let admin = t.admin_token().await;
-    let (business, owner) = t.business(&admin, subdomain, "growth").await;
-    let day = json!([{"open": "00:00", "close": "23:59"}]);
-    let hours = json!({"monday": day, "tuesday": day, "wednesday": day, "thursday": day,
-           "friday": day, "saturday": day, "sunday": day});
-    t.send(
-        Method::PATCH,
-        "/api/v1/business/storefront",
-        Some(&owner),
-        Some(json!({"is_published": true, "operating_hours": hours})),
-    )
-    .await
-    .expect(StatusCode::OK);
+    let (business, owner) = t.open_store(subdomain, "growth").await;
     sqlx::query(
         "UPDATE business_commerce_settings SET delivery_base_fee_minor = 300, delivery_fee_per_km_minor = 100, \
          delivery_included_m = 1000, tax_rate_bps = 0 WHERE business_id = $1",
@@ -45,30 +33,20 @@ async fn shop(t: &TestApp, subdomain: &str) -> Shop {
     .execute(&t.db.pools.owner)
     .await
     .unwrap();
-    let product = t
-        .send(
-            Method::POST,
-            "/api/v1/business/products",
-            Some(&owner),
-            Some(json!({
+    let (product, variant) = t
+        .product_with_variant(
+            &owner,
+            json!({
                 "sku": "SOUP", "name": "Soup", "price_minor": 1000, "is_published": true,
                 "variants": [{"name": "Bowl", "sku": "SOUP-B", "price_adjustment_minor": 0, "stock_quantity": 100}]
-            })),
+            }),
         )
-        .await
-        .expect(StatusCode::CREATED);
-    let variant: Uuid = sqlx::query_scalar(
-        "SELECT id FROM product_variants WHERE business_id = $1 AND sku = 'SOUP-B'",
-    )
-    .bind(business)
-    .fetch_one(&t.db.pools.owner)
-    .await
-    .unwrap();
+        .await;
     Shop {
         business,
         owner,
         subdomain: subdomain.to_owned(),
-        product: product["id"].as_str().unwrap().parse().unwrap(),
+        product,
         variant,
     }
 }

@@ -25,23 +25,8 @@ struct Shop {
     variant: Uuid,
 }
 
-fn all_day() -> Value {
-    let day = json!([{"open": "00:00", "close": "23:59"}]);
-    json!({"monday": day, "tuesday": day, "wednesday": day, "thursday": day,
-           "friday": day, "saturday": day, "sunday": day})
-}
-
 async fn shop(t: &TestApp, subdomain: &str, stock: i64) -> Shop {
-    let admin = t.admin_token().await;
-    let (business, owner) = t.business(&admin, subdomain, "growth").await;
-    t.send(
-        Method::PATCH,
-        "/api/v1/business/storefront",
-        Some(&owner),
-        Some(json!({"is_published": true, "operating_hours": all_day()})),
-    )
-    .await
-    .expect(StatusCode::OK);
+    let (business, owner) = t.open_store(subdomain, "growth").await;
     // Delivery: 3.00 base within 1 km, 1.00 per started km beyond; 24 % tax included.
     sqlx::query(
         "UPDATE business_commerce_settings SET delivery_base_fee_minor = 300, delivery_fee_per_km_minor = 100, \
@@ -51,30 +36,20 @@ async fn shop(t: &TestApp, subdomain: &str, stock: i64) -> Shop {
     .execute(&t.db.pools.owner)
     .await
     .unwrap();
-    let product = t
-        .send(
-            Method::POST,
-            "/api/v1/business/products",
-            Some(&owner),
-            Some(json!({
+    let (product, variant) = t
+        .product_with_variant(
+            &owner,
+            json!({
                 "sku": "PIZZA", "name": "Pizza <Margherita>", "price_minor": 1250, "is_published": true,
                 "variants": [{"name": "Large", "sku": "PIZZA-L", "price_adjustment_minor": 250, "stock_quantity": stock}]
-            })),
+            }),
         )
-        .await
-        .expect(StatusCode::CREATED);
-    let variant: Uuid = sqlx::query_scalar(
-        "SELECT id FROM product_variants WHERE business_id = $1 AND sku = 'PIZZA-L'",
-    )
-    .bind(business)
-    .fetch_one(&t.db.pools.owner)
-    .await
-    .unwrap();
+        .await;
     Shop {
         business,
         owner,
         subdomain: subdomain.to_owned(),
-        product: product["id"].as_str().unwrap().parse().unwrap(),
+        product,
         variant,
     }
 }

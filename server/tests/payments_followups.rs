@@ -35,12 +35,6 @@ struct Shop {
     variant: Uuid,
 }
 
-fn all_day() -> Value {
-    let day = json!([{"open": "00:00", "close": "23:59"}]);
-    json!({"monday": day, "tuesday": day, "wednesday": day, "thursday": day,
-           "friday": day, "saturday": day, "sunday": day})
-}
-
 fn configure(t: &TestApp, standin: &StandIn) {
     let gateway = StripeGateway::new(&standin.base_url, SECRET_KEY).unwrap();
     assert!(t.app.configure_stripe(Stripe::new(gateway, WEBHOOK_SECRET)));
@@ -50,42 +44,23 @@ async fn shop(subdomain: &str) -> Shop {
     let standin = StandIn::start().await;
     let t = TestApp::new().await;
     configure(&t, &standin);
-    let admin = t.admin_token().await;
-    let (business, owner) = t.business(&admin, subdomain, "growth").await;
-    t.send(
-        Method::PATCH,
-        "/api/v1/business/storefront",
-        Some(&owner),
-        Some(json!({"is_published": true, "operating_hours": all_day()})),
-    )
-    .await
-    .expect(StatusCode::OK);
-    let product = t
-        .send(
-            Method::POST,
-            "/api/v1/business/products",
-            Some(&owner),
-            Some(json!({
+    let (business, owner) = t.open_store(subdomain, "growth").await;
+    let (product, variant) = t
+        .product_with_variant(
+            &owner,
+            json!({
                 "sku": "SOUP", "name": "Soup", "price_minor": 1250, "is_published": true,
                 "variants": [{"name": "Large", "sku": "SOUP-L", "price_adjustment_minor": 250, "stock_quantity": 10}]
-            })),
+            }),
         )
-        .await
-        .expect(StatusCode::CREATED);
-    let variant: Uuid = sqlx::query_scalar(
-        "SELECT id FROM product_variants WHERE business_id = $1 AND sku = 'SOUP-L'",
-    )
-    .bind(business)
-    .fetch_one(&t.db.pools.owner)
-    .await
-    .unwrap();
+        .await;
     Shop {
         t,
         standin,
         business,
         owner,
         subdomain: subdomain.to_owned(),
-        product: product["id"].as_str().unwrap().parse().unwrap(),
+        product,
         variant,
     }
 }
@@ -1007,16 +982,7 @@ async fn another_stores_cards_and_orders_are_not_found_and_audited() {
     let ann = s.customer("same@example.test").await;
     // Store B, in the same platform, with a customer of the same email, a saved card and an
     // order awaiting payment.
-    let admin = s.t.admin_token().await;
-    let (b, b_owner) = s.t.business(&admin, "tenant-b", "growth").await;
-    s.t.send(
-        Method::PATCH,
-        "/api/v1/business/storefront",
-        Some(&b_owner),
-        Some(json!({"is_published": true, "operating_hours": all_day()})),
-    )
-    .await
-    .expect(StatusCode::OK);
+    let (b, _) = s.t.open_store("tenant-b", "growth").await;
     let b_customer = s
         .t
         .send(

@@ -23,35 +23,17 @@ struct Shop {
     soda: Uuid,
 }
 
-fn all_day() -> Value {
-    let day = json!([{"open": "00:00", "close": "23:59"}]);
-    json!({"monday": day, "tuesday": day, "wednesday": day, "thursday": day,
-           "friday": day, "saturday": day, "sunday": day})
-}
-
 async fn shop(t: &TestApp, subdomain: &str) -> Shop {
-    let admin = t.admin_token().await;
-    let (business, owner) = t.business(&admin, subdomain, "growth").await;
-    t.send(
-        Method::PATCH,
-        "/api/v1/business/storefront",
-        Some(&owner),
-        Some(json!({"is_published": true, "operating_hours": all_day()})),
-    )
-    .await
-    .expect(StatusCode::OK);
-    let pizza = t
-        .send(
-            Method::POST,
-            "/api/v1/business/products",
-            Some(&owner),
-            Some(json!({
+    let (business, owner) = t.open_store(subdomain, "growth").await;
+    let (pizza, variant) = t
+        .product_with_variant(
+            &owner,
+            json!({
                 "sku": "PIZZA", "name": "Pizza", "price_minor": 1250, "is_published": true,
                 "variants": [{"name": "Large", "sku": "PIZZA-L", "price_adjustment_minor": 250, "stock_quantity": 50}]
-            })),
+            }),
         )
-        .await
-        .expect(StatusCode::CREATED);
+        .await;
     let soda = t
         .send(
             Method::POST,
@@ -61,16 +43,11 @@ async fn shop(t: &TestApp, subdomain: &str) -> Shop {
         )
         .await
         .expect(StatusCode::CREATED);
-    let variant = pizza["variants"][0]["id"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
     Shop {
         business,
         owner,
         subdomain: subdomain.to_owned(),
-        pizza: pizza["id"].as_str().unwrap().parse().unwrap(),
+        pizza,
         variant,
         soda: soda["id"].as_str().unwrap().parse().unwrap(),
     }

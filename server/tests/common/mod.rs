@@ -345,6 +345,46 @@ impl TestApp {
             .to_owned();
         (id, token)
     }
+
+    /// Onboards a business on `plan` whose storefront is published and open all day (so a
+    /// checkout never meets closed hours, whenever the test runs); returns (business id, owner
+    /// access token).
+    pub async fn open_store(&self, subdomain: &str, plan: &str) -> (Uuid, String) {
+        let admin = self.admin_token().await;
+        let (business, owner) = self.business(&admin, subdomain, plan).await;
+        self.send(
+            Method::PATCH,
+            "/api/v1/business/storefront",
+            Some(&owner),
+            Some(json!({"is_published": true, "operating_hours": all_day()})),
+        )
+        .await
+        .expect(StatusCode::OK);
+        (business, owner)
+    }
+
+    /// Creates a product from `body` (which has one variant) as `owner`; returns (product id,
+    /// variant id).
+    pub async fn product_with_variant(&self, owner: &str, body: Value) -> (Uuid, Uuid) {
+        let product = self
+            .send(
+                Method::POST,
+                "/api/v1/business/products",
+                Some(owner),
+                Some(body),
+            )
+            .await
+            .expect(StatusCode::CREATED);
+        let id = |v: &Value| Uuid::parse_str(v.as_str().unwrap()).unwrap();
+        (id(&product["id"]), id(&product["variants"][0]["id"]))
+    }
+}
+
+/// Opening hours from 00:00 to 23:59 every day.
+pub fn all_day() -> Value {
+    let day = json!([{"open": "00:00", "close": "23:59"}]);
+    json!({"monday": day, "tuesday": day, "wednesday": day, "thursday": day,
+           "friday": day, "saturday": day, "sunday": day})
 }
 
 /// A valid onboarding request.
