@@ -1626,29 +1626,56 @@ async fn courier(
     locations: &crate::locations::LocationStore,
     now: DateTime<Utc>,
 ) -> Result<Option<fleetfront_domain::api::order::CourierView>> {
-    let driver: Option<Option<Uuid>> = sqlx::query_scalar(
-        "SELECT driver_id FROM deliveries WHERE business_id = $1 AND order_id = $2 AND status = 'assigned'",
+    let held: Option<(Option<Uuid>, f64, f64)> = sqlx::query_as(
+        "SELECT d.driver_id, b.latitude, b.longitude FROM deliveries d JOIN businesses b ON b.id = d.business_id \
+         WHERE d.business_id = $1 AND d.order_id = $2 AND d.status = 'assigned'",
     )
     .bind(row.business_id)
     .bind(row.id)
     .fetch_optional(&mut **tx)
     .await?;
-    let Some(Some(driver)) = driver else {
+    let Some((Some(driver), store_latitude, store_longitude)) = held else {
         return Ok(None);
     };
-    let latest = locations.latest(fleetfront_domain::UserId(driver));
-    Ok(Some(match latest {
-        Some((fix, _)) => fleetfront_domain::api::order::CourierView {
-            position: fleetfront_domain::value::Coordinates::parse(fix.latitude(), fix.longitude())
-                .ok(),
-            last_seen_at: Some(fix.recorded_at()),
-            live: fleetfront_domain::location::is_live(fix.recorded_at(), now),
-        },
-        None => fleetfront_domain::api::order::CourierView {
+    let Some((fix, _)) = locations.latest(fleetfront_domain::UserId(driver)) else {
+        return Ok(Some(fleetfront_domain::api::order::CourierView {
             position: None,
             last_seen_at: None,
             live: false,
-        },
+            eta_seconds: None,
+        }));
+    };
+    let live = fleetfront_domain::location::is_live(fix.recorded_at(), now);
+    let position = Coordinates::parse(fix.latitude(), fix.longitude()).ok();
+    let drop_off = row
+        .delivery_address
+        .as_ref()
+        .and_then(|a| Coordinates::parse(a["latitude"].as_f64()?, a["longitude"].as_f64()?).ok());
+    let store = Coordinates {
+        latitude: store_latitude,
+        longitude: store_longitude,
+    };
+    // A stale position gives no ETA: it says where the courier was, not where it is.
+    let eta_seconds = match (live, position, drop_off) {
+        (true, Some(from), Some(drop_off)) => {
+            let stops: &[Coordinates] = if row.status()? == OrderStatus::PickedUp {
+                &[drop_off]
+            } else {
+                &[store, drop_off]
+            };
+            fleetfront_domain::location::route_eta_secs(
+                from,
+                stops,
+                fleetfront_domain::location::typical_speed::COURIER_MPS,
+            )
+        }
+        _ => None,
+    };
+    Ok(Some(fleetfront_domain::api::order::CourierView {
+        position,
+        last_seen_at: Some(fix.recorded_at()),
+        live,
+        eta_seconds,
     }))
 }
 

@@ -11,6 +11,8 @@ mod common;
 use axum::http::{Method, StatusCode};
 use chrono::Utc;
 use common::{TestApp, PASSWORD};
+use fleetfront_domain::location;
+use fleetfront_domain::value::Coordinates;
 use fleetfront_server::dispatch::run_due_offers;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -326,6 +328,25 @@ async fn offers_move_on_by_decline_and_timeout_until_nobody_is_left() {
         .expect(StatusCode::OK);
     assert_eq!(view["courier"]["live"], true, "{view}");
     assert_eq!(view["courier"]["position"]["latitude"], 60.175);
+    // The ETA: from the courier through the store to the drop-off, at a courier's city speed.
+    let (store_latitude, store_longitude): (f64, f64) =
+        sqlx::query_as("SELECT latitude, longitude FROM businesses WHERE id = $1")
+            .bind(shop.business)
+            .fetch_one(&t.db.pools.owner)
+            .await
+            .unwrap();
+    let at = |latitude, longitude| Coordinates {
+        latitude,
+        longitude,
+    };
+    let expected = location::route_eta_secs(
+        at(60.175, 24.94),
+        &[at(store_latitude, store_longitude), at(60.175, 24.94)],
+        location::typical_speed::COURIER_MPS,
+    )
+    .unwrap();
+    assert!(expected > 0);
+    assert_eq!(view["courier"]["eta_seconds"], expected, "{view}");
     t.app.clock.advance(60);
     let view = t
         .send(Method::GET, &tracking, None, None)
@@ -333,6 +354,10 @@ async fn offers_move_on_by_decline_and_timeout_until_nobody_is_left() {
         .expect(StatusCode::OK);
     assert_eq!(view["courier"]["live"], false, "{view}");
     assert!(view["courier"]["last_seen_at"].is_string());
+    assert!(
+        view["courier"].get("eta_seconds").is_none(),
+        "no ETA from a stale position: {view}"
+    );
     // A driver the business may not use is refused.
     let (order2, token2) = accepted_order_with_token(&t, &shop).await;
     let view = t

@@ -325,6 +325,9 @@ pub mod typical_speed {
     pub const MOTORBIKE_MPS: f64 = 7.0;
     /// Car, m/s (about 22 km/h with parking).
     pub const CAR_MPS: f64 = 6.0;
+    /// A courier whose vehicle the estimate does not know: the bicycle's speed, so an ETA
+    /// errs towards arriving early rather than late.
+    pub const COURIER_MPS: f64 = BICYCLE_MPS;
 }
 
 /// Estimated seconds to cover `distance_m` at `speed_mps` (a vehicle's typical speed, see
@@ -338,6 +341,22 @@ pub fn eta_secs(distance_m: u32, speed_mps: f64) -> Option<u32> {
     Some(secs.min(f64::from(u32::MAX)) as u32)
 }
 
+/// Estimated seconds for a courier at `from` to pass through `stops` in order (the store, then
+/// the drop-off; or only the drop-off once picked up) at `speed_mps`, along great circles.
+pub fn route_eta_secs(
+    from: crate::value::Coordinates,
+    stops: &[crate::value::Coordinates],
+    speed_mps: f64,
+) -> Option<u32> {
+    let mut metres: u64 = 0;
+    let mut at = from;
+    for &stop in stops {
+        metres += u64::from(crate::distance::metres_between(at, stop));
+        at = stop;
+    }
+    eta_secs(u32::try_from(metres).unwrap_or(u32::MAX), speed_mps)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,6 +365,25 @@ mod tests {
 
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn a_route_eta_adds_its_legs() {
+        use crate::value::Coordinates;
+        let at = |latitude, longitude| Coordinates {
+            latitude,
+            longitude,
+        };
+        let (courier, store, home) = (at(60.17, 24.94), at(60.18, 24.94), at(60.19, 24.94));
+        let legs = crate::distance::metres_between(courier, store)
+            + crate::distance::metres_between(store, home);
+        assert_eq!(
+            route_eta_secs(courier, &[store, home], 4.0),
+            eta_secs(legs, 4.0)
+        );
+        assert!(route_eta_secs(courier, &[store, home], 4.0) > route_eta_secs(store, &[home], 4.0));
+        assert_eq!(route_eta_secs(courier, &[], 4.0), Some(0));
+        assert_eq!(route_eta_secs(courier, &[home], 0.0), None);
     }
 
     fn raw(seq: i64, secs: i64, latitude: f64, longitude: f64) -> RawFix {

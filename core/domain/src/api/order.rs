@@ -378,6 +378,10 @@ pub struct CourierView {
     pub last_seen_at: Option<DateTime<Utc>>,
     /// Whether the position is recent enough to show as where the courier is now.
     pub live: bool,
+    /// Estimated seconds until the courier reaches the drop-off (through the store when not
+    /// yet picked up), at a typical city speed; only while the position is live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta_seconds: Option<u32>,
 }
 
 /// `POST /api/v1/business/orders/{id}/refund`: give the money of a completed, paid order back.
