@@ -1655,19 +1655,10 @@ async fn courier(
         latitude: store_latitude,
         longitude: store_longitude,
     };
-    // A stale position gives no ETA: it says where the courier was, not where it is.
-    let eta_seconds = match (live, position, drop_off) {
-        (true, Some(from), Some(drop_off)) => {
-            let stops: &[Coordinates] = if row.status()? == OrderStatus::PickedUp {
-                &[drop_off]
-            } else {
-                &[store, drop_off]
-            };
-            fleetfront_domain::location::route_eta_secs(
-                from,
-                stops,
-                fleetfront_domain::location::typical_speed::COURIER_MPS,
-            )
+    let picked_up = row.status()? == OrderStatus::PickedUp;
+    let eta_seconds = match (position, drop_off) {
+        (Some(from), Some(drop_off)) => {
+            fleetfront_domain::location::courier_eta_secs(from, store, drop_off, picked_up, live)
         }
         _ => None,
     };

@@ -27,14 +27,7 @@ struct Shop {
 
 async fn shop(t: &TestApp, subdomain: &str) -> Shop {
     let (business, owner) = t.open_store(subdomain, "growth").await;
-    sqlx::query(
-        "UPDATE business_commerce_settings SET delivery_base_fee_minor = 300, delivery_fee_per_km_minor = 100, \
-         delivery_included_m = 1000, tax_rate_bps = 0 WHERE business_id = $1",
-    )
-    .bind(business)
-    .execute(&t.db.pools.owner)
-    .await
-    .unwrap();
+    t.set_delivery_fees(business, 0).await;
     let (product, variant) = t
         .product_with_variant(
             &owner,

@@ -28,14 +28,7 @@ struct Shop {
 async fn shop(t: &TestApp, subdomain: &str, stock: i64) -> Shop {
     let (business, owner) = t.open_store(subdomain, "growth").await;
     // Delivery: 3.00 base within 1 km, 1.00 per started km beyond; 24 % tax included.
-    sqlx::query(
-        "UPDATE business_commerce_settings SET delivery_base_fee_minor = 300, delivery_fee_per_km_minor = 100, \
-         delivery_included_m = 1000, tax_rate_bps = 2400 WHERE business_id = $1",
-    )
-    .bind(business)
-    .execute(&t.db.pools.owner)
-    .await
-    .unwrap();
+    t.set_delivery_fees(business, 2400).await;
     let (product, variant) = t
         .product_with_variant(
             &owner,

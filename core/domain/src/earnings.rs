@@ -45,6 +45,18 @@ pub struct EarningsRules {
     pub commission_bps: i64,
 }
 
+impl EarningsRules {
+    /// The rules while no driver rates are configured: no distance rate and no commission, so
+    /// the driver is paid the delivery fee and the tip (what an offer shows as its estimate).
+    pub fn pass_through(currency: crate::money::Currency) -> Self {
+        EarningsRules {
+            per_km: Money::zero(currency),
+            included_metres: 0,
+            commission_bps: 0,
+        }
+    }
+}
+
 /// One delivered order, as far as the driver's pay goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeliveryPay {
@@ -186,6 +198,20 @@ mod tests {
             tip: eur(tip),
             surge_bps: surge,
         }
+    }
+
+    #[test]
+    fn pass_through_pays_the_fee_and_the_tip() {
+        let currency = Currency::parse("EUR").expect("currency");
+        let pay = DeliveryPay {
+            delivery_fee: Money::new(390, currency),
+            distance_metres: 4_200,
+            tip: Money::new(200, currency),
+            surge_bps: NO_SURGE_BPS,
+        };
+        let e = compute(&pay, &EarningsRules::pass_through(currency)).expect("computes");
+        assert_eq!(e.net, Money::new(590, currency));
+        assert_eq!(e.platform_fee, Money::zero(currency));
     }
 
     #[test]

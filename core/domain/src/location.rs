@@ -357,6 +357,27 @@ pub fn route_eta_secs(
     eta_secs(u32::try_from(metres).unwrap_or(u32::MAX), speed_mps)
 }
 
+/// The ETA a customer sees: from the courier's position through the store (until the order is
+/// picked up) to the drop-off, at [`typical_speed::COURIER_MPS`]; `None` from a position that
+/// is not live (see [`is_live`]: a stale position says where the courier was, not where it is).
+pub fn courier_eta_secs(
+    from: crate::value::Coordinates,
+    store: crate::value::Coordinates,
+    drop_off: crate::value::Coordinates,
+    picked_up: bool,
+    live: bool,
+) -> Option<u32> {
+    if !live {
+        return None;
+    }
+    let stops: &[crate::value::Coordinates] = if picked_up {
+        &[drop_off]
+    } else {
+        &[store, drop_off]
+    };
+    route_eta_secs(from, stops, typical_speed::COURIER_MPS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -383,6 +404,16 @@ mod tests {
         );
         assert!(route_eta_secs(courier, &[store, home], 4.0) > route_eta_secs(store, &[home], 4.0));
         assert_eq!(route_eta_secs(courier, &[], 4.0), Some(0));
+        let speed = typical_speed::COURIER_MPS;
+        assert_eq!(
+            courier_eta_secs(courier, store, home, false, true),
+            route_eta_secs(courier, &[store, home], speed)
+        );
+        assert_eq!(
+            courier_eta_secs(courier, store, home, true, true),
+            route_eta_secs(courier, &[home], speed)
+        );
+        assert_eq!(courier_eta_secs(courier, store, home, false, false), None);
         assert_eq!(route_eta_secs(courier, &[home], 0.0), None);
     }
 

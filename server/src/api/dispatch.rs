@@ -22,6 +22,7 @@ use fleetfront_domain::auth::Claims;
 use fleetfront_domain::delivery::DeliveryStatus;
 use fleetfront_domain::dispatch::{Collection, DispatchError, Offer, OfferState, OfferTimeout};
 use fleetfront_domain::distance::metres_between;
+use fleetfront_domain::earnings::{self, DeliveryPay, EarningsRules};
 use fleetfront_domain::money::Currency;
 use fleetfront_domain::permission::{AccountKind, Permission};
 use fleetfront_domain::value::Coordinates;
@@ -223,9 +224,7 @@ async fn driver_assignments(
                 pickup,
                 pickup_metres: position.map_or(0, |p| metres_between(p, pickup)),
                 dropoff_metres: metres_between(pickup, dropoff),
-                // The delivery fee and the tip are passed on to the driver; the platform's
-                // delivery commission is settled with the earnings.
-                estimated_earnings: f.money(f.delivery_fee_minor.saturating_add(f.tip_minor))?,
+                estimated_earnings: estimate(f, metres_between(pickup, dropoff))?,
                 items_count: f.items(),
                 cash_to_collect: f.cash()?,
                 offered_at,
@@ -243,6 +242,23 @@ async fn driver_assignments(
         offers: open,
         assignments,
     }))
+}
+
+/// What the offer shows the driver it would earn: fleetfront-domain's earnings for the trip
+/// under the rules in force (the fee and the tip passed through until driver rates exist).
+fn estimate(f: &DeliveryFacts, trip_metres: u32) -> Result<Money> {
+    let delivery_fee = f.money(f.delivery_fee_minor)?;
+    let pay = DeliveryPay {
+        delivery_fee,
+        distance_metres: trip_metres,
+        tip: f.money(f.tip_minor)?,
+        surge_bps: earnings::NO_SURGE_BPS,
+    };
+    Ok(
+        earnings::compute(&pay, &EarningsRules::pass_through(delivery_fee.currency))
+            .map_err(Error::unexpected)?
+            .net,
+    )
 }
 
 /// A driver's offer as stored.

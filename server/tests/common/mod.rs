@@ -363,6 +363,20 @@ impl TestApp {
         (business, owner)
     }
 
+    /// Delivery: 3.00 base within 1 km, 1.00 per started km beyond; tax at `tax_bps`, included
+    /// in prices.
+    pub async fn set_delivery_fees(&self, business: Uuid, tax_bps: i32) {
+        sqlx::query(
+            "UPDATE business_commerce_settings SET delivery_base_fee_minor = 300, delivery_fee_per_km_minor = 100, \
+             delivery_included_m = 1000, tax_rate_bps = $2 WHERE business_id = $1",
+        )
+        .bind(business)
+        .bind(tax_bps)
+        .execute(&self.db.pools.owner)
+        .await
+        .unwrap();
+    }
+
     /// Creates a product from `body` (which has one variant) as `owner`; returns (product id,
     /// variant id).
     pub async fn product_with_variant(&self, owner: &str, body: Value) -> (Uuid, Uuid) {
