@@ -486,7 +486,7 @@ async fn candidates(
     let window_start = now - chrono::Duration::minutes(i64::from(weights.recent_window_minutes));
     // Current load (deliveries held) and recent work (deliveries taken within the window).
     let work: HashMap<Uuid, (i64, i64)> = sqlx::query_as::<_, (Uuid, i64, i64)>(
-        "SELECT driver_id, count(*) FILTER (WHERE status = 'assigned'), \
+        "SELECT driver_id, count(*) FILTER (WHERE status IN ('assigned', 'arrived_at_store', 'picked_up', 'arrived_at_customer')), \
                 count(*) FILTER (WHERE assigned_at >= $2) \
            FROM deliveries WHERE driver_id = ANY($1) GROUP BY driver_id",
     )

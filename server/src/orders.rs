@@ -1628,7 +1628,8 @@ async fn courier(
 ) -> Result<Option<fleetfront_domain::api::order::CourierView>> {
     let held: Option<(Option<Uuid>, f64, f64)> = sqlx::query_as(
         "SELECT d.driver_id, b.latitude, b.longitude FROM deliveries d JOIN businesses b ON b.id = d.business_id \
-         WHERE d.business_id = $1 AND d.order_id = $2 AND d.status = 'assigned'",
+         WHERE d.business_id = $1 AND d.order_id = $2 \
+           AND d.status IN ('assigned', 'arrived_at_store', 'picked_up', 'arrived_at_customer')",
     )
     .bind(row.business_id)
     .bind(row.id)

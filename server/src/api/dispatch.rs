@@ -189,7 +189,8 @@ async fn driver_assignments(
         "SELECT d.business_id, d.id, \
                 (SELECT o.reason FROM dispatch_offers o WHERE o.business_id = d.business_id \
                     AND o.delivery_id = d.id AND o.status = 'accepted') \
-           FROM deliveries d WHERE d.driver_id = $1 AND d.status = 'assigned' \
+           FROM deliveries d WHERE d.driver_id = $1 \
+            AND d.status IN ('assigned', 'arrived_at_store', 'picked_up', 'arrived_at_customer') \
           ORDER BY d.assigned_at DESC, d.id",
     )
     .bind(driver.0)
@@ -676,7 +677,8 @@ async fn board(
            LEFT JOIN dispatch_offers o ON o.business_id = d.business_id AND o.delivery_id = d.id AND o.status = 'open' \
           WHERE d.business_id = $1 AND ($2::uuid IS NULL OR d.id = $2) \
           ORDER BY CASE d.status WHEN 'unassigned' THEN 0 WHEN 'pending' THEN 1 WHEN 'offered' THEN 1 \
-                   WHEN 'assigned' THEN 2 ELSE 3 END, d.created_at DESC, d.id \
+                   WHEN 'assigned' THEN 2 WHEN 'arrived_at_store' THEN 2 \
+                   WHEN 'picked_up' THEN 2 WHEN 'arrived_at_customer' THEN 2 ELSE 3 END, d.created_at DESC, d.id \
           LIMIT 500",
     )
     .bind(business.0)

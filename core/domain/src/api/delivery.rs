@@ -130,6 +130,16 @@ pub enum DispatchStatus {
     Unassigned,
     /// A driver holds it.
     Assigned,
+    /// The driver is at the store.
+    ArrivedAtStore,
+    /// The driver has the goods.
+    PickedUp,
+    /// The driver is at the customer's address.
+    ArrivedAtCustomer,
+    /// Handed over.
+    Delivered,
+    /// Failed after pickup (a failure before pickup sends it back to `pending`).
+    Failed,
     /// The order was cancelled.
     Cancelled,
 }
@@ -142,6 +152,11 @@ impl DispatchStatus {
             Self::Offered => "offered",
             Self::Unassigned => "unassigned",
             Self::Assigned => "assigned",
+            Self::ArrivedAtStore => "arrived_at_store",
+            Self::PickedUp => "picked_up",
+            Self::ArrivedAtCustomer => "arrived_at_customer",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
             Self::Cancelled => "cancelled",
         }
     }
@@ -153,6 +168,11 @@ impl DispatchStatus {
             Self::Offered,
             Self::Unassigned,
             Self::Assigned,
+            Self::ArrivedAtStore,
+            Self::PickedUp,
+            Self::ArrivedAtCustomer,
+            Self::Delivered,
+            Self::Failed,
             Self::Cancelled,
         ]
         .into_iter()
