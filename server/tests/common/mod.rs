@@ -25,6 +25,8 @@ use sqlx::{ConnectOptions, Connection, PgConnection};
 use tower::ServiceExt;
 use uuid::Uuid;
 
+pub mod fleet;
+
 /// Password given to the test roles (needed when the server uses password auth over TCP).
 pub const ROLE_PASSWORD: &str = "fleetfront-test-role";
 /// Password of accounts the helpers create.
