@@ -194,6 +194,7 @@ async fn world() -> World {
     }
     driver_rows(&t, &admin, &[a, b]).await;
     dispatch_rows(&t).await;
+    delivery_workflow_rows(&t).await;
     let owner_id = |email: &str| {
         let pool = t.db.pools.owner.clone();
         let email = email.to_owned();
@@ -461,6 +462,31 @@ async fn dispatch_rows(t: &TestApp) {
          INSERT INTO dispatch_offers (business_id, id, delivery_id, driver_id, attempt, status, offered_at, expires_at, score, reason) \
          SELECT d.business_id, gen_random_uuid(), d.id, u.id, 1, 'open', now(), now() + interval '30 seconds', -500, 'dedicated #1, 500 m to pickup' \
            FROM d, users u WHERE u.email = 'fleet@drivers.test'",
+    )
+    .execute(&t.db.pools.owner)
+    .await
+    .unwrap();
+}
+
+/// Delivery workflow rows (migration 0020) for each business's delivery: a step in its log,
+/// a proof photo, the driver's earnings and the cash collected, as the order system writes them.
+async fn delivery_workflow_rows(t: &TestApp) {
+    sqlx::query(
+        "WITH d AS (SELECT d.business_id, d.id, d.order_id, u.id AS driver_id FROM deliveries d, users u \
+                     WHERE u.email = 'fleet@drivers.test'), \
+              e AS (INSERT INTO delivery_events (business_id, id, delivery_id, driver_id, command, from_status, \
+                      to_status, outcome, by_party, actor_id, at, latitude, longitude) \
+                    SELECT business_id, gen_random_uuid(), id, driver_id, 'arrive_at_store', 'assigned', \
+                           'arrived_at_store', 'applied', 'driver', driver_id, now(), 60.17, 24.94 FROM d), \
+              p AS (INSERT INTO delivery_proofs (business_id, delivery_id, sha256, content_type, byte_size, uploaded_by) \
+                    SELECT business_id, id, encode(sha256(id::text::bytea), 'hex'), 'image/jpeg', 100, driver_id FROM d), \
+              c AS (INSERT INTO driver_cash (business_id, id, driver_id, kind, delivery_id, order_id, currency, \
+                      amount_minor, due_minor, shortfall_minor, at) \
+                    SELECT business_id, gen_random_uuid(), driver_id, 'collected', id, order_id, 'EUR', 1300, 1300, 0, now() FROM d) \
+         INSERT INTO driver_earnings (business_id, id, delivery_id, order_id, driver_id, currency, delivery_fee_minor, \
+           distance_metres, distance_fee_minor, tip_minor, surge_bps, surge_minor, platform_fee_minor, gross_minor, \
+           net_minor, earned_at) \
+         SELECT business_id, gen_random_uuid(), id, order_id, driver_id, 'EUR', 300, 1200, 0, 0, 10000, 0, 0, 300, 300, now() FROM d",
     )
     .execute(&t.db.pools.owner)
     .await
