@@ -254,3 +254,31 @@ CREATE POLICY driver_own_read ON driver_cash FOR SELECT
 
 GRANT SELECT, INSERT, UPDATE ON delivery_events, delivery_proofs, driver_pay_rates, driver_earnings,
     driver_cash TO fleetfront_app;
+
+-- Customer tracking's ETA goes at the courier's vehicle speed, but customers and
+-- tracking-token holders may not read driver profiles: this tells them the vehicle type alone,
+-- and only of a driver holding a delivery in progress (the caller finds the delivery under its
+-- own row level security first).
+CREATE FUNCTION courier_vehicle(p_driver uuid) RETURNS text
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+    SELECT p.vehicle_type FROM driver_profiles p
+     WHERE p.driver_id = p_driver AND EXISTS (
+        SELECT 1 FROM deliveries d
+         WHERE d.driver_id = p_driver
+           AND d.status IN ('assigned', 'arrived_at_store', 'picked_up', 'arrived_at_customer'))
+$$;
+REVOKE ALL ON FUNCTION courier_vehicle(uuid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION courier_vehicle(uuid) TO fleetfront_app;
+
+-- Added with the workflow's server side -------------------------------------------------------
+
+-- The order system records the tracking events of the steps it applies.
+CREATE POLICY order_worker_track ON order_tracking_events FOR INSERT
+    WITH CHECK ((select app_kind()) = 'order_worker' AND business_id = (select app_business_id()));
+-- A business's staff and the order system read the account (for its email address) of a
+-- driver holding one of the business's deliveries, to tell the driver when the delivery is
+-- taken away or its order cancelled.
+CREATE POLICY users_delivery_holders ON users FOR SELECT
+    USING ((select app_kind()) IN ('staff', 'order_worker') AND kind = 'driver' AND EXISTS (
+        SELECT 1 FROM deliveries d
+         WHERE d.business_id = (select app_business_id()) AND d.driver_id = users.id));

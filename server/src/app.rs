@@ -228,6 +228,9 @@ pub fn api_router() -> (Router<App>, utoipa::openapi::OpenApi) {
     let router = api::fleet::routes(router);
     let router = api::locations::routes(router);
     let router = api::dispatch::routes(router);
+    let router = api::delivery::routes(router);
+    let router = api::pay_rates::routes(router);
+    let router = api::payouts::routes(router);
     router.split_for_parts()
 }
 

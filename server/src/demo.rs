@@ -430,5 +430,28 @@ pub async fn seed(pools: &Pools, app: &App) -> anyhow::Result<()> {
     )
     .execute(&pools.owner)
     .await?;
+    // Drivers' pay in euros: the delivery fee and tip, 0.50 per km beyond the first 2 km, and
+    // a 10 % platform commission on the fees (admins change it at /api/v1/admin/driver-rates).
+    sqlx::query(
+        "INSERT INTO driver_pay_rates (currency, per_km_minor, included_metres, commission_bps, surge_bps) \
+         VALUES ('EUR', 50, 2000, 1000, 10000) ON CONFLICT (currency) DO NOTHING",
+    )
+    .execute(&pools.owner)
+    .await?;
+    // Test-mode connected accounts to pay out to (transfers need Stripe configured).
+    sqlx::query(
+        "UPDATE businesses b SET payout_account = 'acct_demo' || s.subdomain FROM business_storefront_settings s \
+         WHERE s.business_id = b.id AND s.subdomain IN ('pizzapalace', 'greengrocer', 'sushicentral') \
+           AND b.payout_account IS NULL",
+    )
+    .execute(&pools.owner)
+    .await?;
+    sqlx::query(
+        "UPDATE driver_profiles p SET payout_account = 'acct_demo' || split_part(u.email, '@', 1) FROM users u \
+         WHERE u.id = p.driver_id AND u.email IN ('driver@fleetfront.test', 'driver2@fleetfront.test') \
+           AND p.payout_account IS NULL",
+    )
+    .execute(&pools.owner)
+    .await?;
     Ok(())
 }

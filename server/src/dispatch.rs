@@ -19,7 +19,9 @@ use fleetfront_domain::dispatch::{
     OfferState, OfferTimeout, PastOffer, Pool, Ranked, Weights,
 };
 use fleetfront_domain::driver::Priority;
-use fleetfront_domain::{BusinessId, UserId};
+use fleetfront_domain::money::Currency;
+use fleetfront_domain::payout::cash_cap_reached;
+use fleetfront_domain::{BusinessId, Money, UserId};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -27,7 +29,7 @@ use crate::app::App;
 use crate::audit::{self, Event, Who};
 use crate::context::Ctx;
 use crate::db::{new_id, set_principal, Tx};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// How many of the nearest drivers are considered for an offer.
 pub const CANDIDATE_LIMIT: usize = 50;
@@ -60,7 +62,9 @@ pub async fn create_delivery(
 }
 
 /// Withdraws the open offer of a cancelled order's delivery and marks the delivery cancelled,
-/// in the transition's transaction (the business's staff).
+/// in the transition's transaction (the business's staff, or the order system). A driver
+/// holding the delivery gets a `cancel` row in the delivery's log and an email
+/// ([`crate::delivery::record_cancel`]).
 ///
 /// # Errors
 /// Database errors.
@@ -70,16 +74,22 @@ pub async fn cancel(
     order: Uuid,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let delivery: Option<Uuid> = sqlx::query_scalar(
-        "SELECT id FROM deliveries WHERE business_id = $1 AND order_id = $2 FOR UPDATE",
+    let delivery: Option<(Uuid, String, Option<Uuid>)> = sqlx::query_as(
+        "SELECT id, status, driver_id FROM deliveries WHERE business_id = $1 AND order_id = $2 FOR UPDATE",
     )
     .bind(business.0)
     .bind(order)
     .fetch_optional(&mut **tx)
     .await?;
-    let Some(delivery) = delivery else {
+    let Some((delivery, status, driver)) = delivery else {
         return Ok(());
     };
+    let target = crate::delivery::DeliveryRef {
+        business,
+        order,
+        delivery,
+    };
+    crate::delivery::record_cancel(tx, target, &status, driver, now).await?;
     sqlx::query(
         "UPDATE dispatch_offers SET status = 'withdrawn', answered_at = $3 \
          WHERE business_id = $1 AND delivery_id = $2 AND status = 'open'",
@@ -303,7 +313,17 @@ pub async fn step(
         )
         .await?;
     }
-    let ranked = candidates(app, tx, business, shared).await?;
+    // A driver who failed the delivery before pickup or was taken off it is not asked again.
+    let gave_up: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT DISTINCT driver_id FROM delivery_events WHERE business_id = $1 AND delivery_id = $2 \
+            AND command IN ('fail', 'reassign') AND outcome = 'applied' AND driver_id IS NOT NULL",
+    )
+    .bind(business.0)
+    .bind(delivery)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut ranked = candidates(app, tx, business, shared).await?;
+    ranked.retain(|r| !gave_up.contains(&r.driver.0));
     match state.next(&ranked, now) {
         Ok(NextStep::Offer(offer)) => {
             let score = ranked
@@ -435,19 +455,23 @@ async fn notify_unassigned(tx: &mut Tx, business: BusinessId, order: Uuid) -> Re
 
 /// The ranked candidates for an order of `business`: the nearest online, approved drivers
 /// around the store (at most [`CANDIDATE_LIMIT`] within [`CANDIDATE_RADIUS_M`]) who are
-/// dedicated to the business or, if it opted in, in the shared pool.
+/// dedicated to the business or, if it opted in, in the shared pool. A driver holding cash for
+/// the business at or over its cash cap is marked `over_cash_cap`, so a cash order passes
+/// them over ([`OfferState::may_offer_to`]) while a prepaid one does not.
 async fn candidates(
     app: &App,
     tx: &mut Tx,
     business: BusinessId,
     shared: bool,
 ) -> Result<Vec<Ranked>> {
-    let store: Option<(f64, f64)> =
-        sqlx::query_as("SELECT latitude, longitude FROM businesses WHERE id = $1")
-            .bind(business.0)
-            .fetch_optional(&mut **tx)
-            .await?;
-    let Some((latitude, longitude)) = store else {
+    let store: Option<(f64, f64, String, Option<i64>)> = sqlx::query_as(
+        "SELECT b.latitude, b.longitude, b.currency::text, s.cash_cap_minor FROM businesses b \
+           LEFT JOIN business_dispatch_settings s ON s.business_id = b.id WHERE b.id = $1",
+    )
+    .bind(business.0)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some((latitude, longitude, currency, cash_cap)) = store else {
         return Ok(Vec::new());
     };
     let dedicated: HashMap<Uuid, i16> = sqlx::query_as::<_, (Uuid, i16)>(
@@ -497,6 +521,15 @@ async fn candidates(
     .into_iter()
     .map(|(id, load, recent)| (id, (load, recent)))
     .collect();
+    let held = cash_held(tx, business, &ids, &currency).await?;
+    // The cap is in the business's currency, as is every cash order it takes. Every business
+    // has its settings row (a trigger makes it); without one no cap is known.
+    let cash_cap = cash_cap
+        .map(|minor| -> Result<Money> {
+            let currency = Currency::parse(&currency).map_err(Error::unexpected)?;
+            Ok(Money::new(minor, currency))
+        })
+        .transpose()?;
     let mut list = Vec::new();
     for (driver, metres, _) in nearby {
         let Some((rating, since)) = ready.get(&driver.0) else {
@@ -512,6 +545,13 @@ async fn candidates(
         };
         let idle = since.map_or(0, |s| (now - s).num_minutes().max(0));
         let (load, recent) = work.get(&driver.0).copied().unwrap_or((0, 0));
+        let over_cash_cap = match cash_cap {
+            Some(cap) => {
+                let held = Money::new(held.get(&driver.0).copied().unwrap_or(0), cap.currency);
+                cash_cap_reached(held, cap).map_err(Error::unexpected)?
+            }
+            None => false,
+        };
         list.push(Candidate {
             driver,
             // Metres within the search radius: the float is small and non-negative.
@@ -521,11 +561,33 @@ async fn candidates(
             idle_minutes: u32::try_from(idle).unwrap_or(u32::MAX),
             rating_tenths: rating.and_then(|r| u8::try_from(r).ok()),
             active_deliveries: u32::try_from(load).unwrap_or(u32::MAX),
-            over_cash_cap: false,
+            over_cash_cap,
             availability: Availability::READY,
         });
     }
     Ok(rank(&list, &weights))
+}
+
+/// The cash each of `drivers` holds for `business` in its `currency` (collected on cash orders,
+/// less what was deposited with the business or settled in a payout); drivers holding none
+/// are left out.
+async fn cash_held(
+    tx: &mut Tx,
+    business: BusinessId,
+    drivers: &[Uuid],
+    currency: &str,
+) -> Result<HashMap<Uuid, i64>> {
+    let rows: Vec<(Uuid, i64)> = sqlx::query_as(
+        "SELECT driver_id, sum(CASE kind WHEN 'collected' THEN amount_minor ELSE -amount_minor END)::bigint \
+           FROM driver_cash WHERE business_id = $1 AND driver_id = ANY($2) AND currency = $3 \
+          GROUP BY driver_id",
+    )
+    .bind(business.0)
+    .bind(drivers)
+    .bind(currency)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows.into_iter().collect())
 }
 
 /// Moves on every delivery that waits for a step at `now`: open offers past their expiry time

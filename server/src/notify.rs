@@ -337,6 +337,43 @@ fn render(
             ];
             (format!("No driver for order {order}"), lines)
         }
+        "delivery_failed" => {
+            let order = text(payload, "order_id");
+            let mut lines = vec![format!(
+                "The driver could not complete the delivery of order {order}: {}.",
+                text(payload, "reason").replace('_', " ")
+            )];
+            let words = text(payload, "text");
+            if !words.is_empty() {
+                lines.push(format!("The driver says: {words}"));
+            }
+            if payload.get("redispatched").and_then(Value::as_bool) == Some(true) {
+                lines.push(
+                    "The goods were not picked up; the order is being offered to another driver."
+                        .to_owned(),
+                );
+            } else {
+                lines.push(
+                    "The goods were picked up: please contact the driver and the customer."
+                        .to_owned(),
+                );
+            }
+            lines.push(format!("{public_url}/business/orders/{order}"));
+            (format!("Delivery failed for order {order}"), lines)
+        }
+        "delivery_reassigned" | "delivery_cancelled" => {
+            let order = text(payload, "order_id");
+            let what = if template == "delivery_cancelled" {
+                "was cancelled"
+            } else {
+                "was given to another driver"
+            };
+            let lines = vec![
+                format!("The delivery of order {order} from {} {what}.", brand.name),
+                "Please do not go to the store or the customer for it.".to_owned(),
+            ];
+            (format!("Delivery of order {order} {what}"), lines)
+        }
         other => {
             return Err(DeliveryError::permanent(format!(
                 "unknown email template {other:?}"
@@ -585,6 +622,26 @@ mod tests {
             html.contains("Pizza &lt;Palace&gt;") && !html.contains("<Palace>"),
             "{html}"
         );
+    }
+
+    #[test]
+    fn delivery_templates_render() {
+        let failed = serde_json::json!({"order_id": "o-1", "reason": "customer_unreachable",
+            "text": null, "redispatched": false});
+        let (subject, plain, _) =
+            render("delivery_failed", &failed, &brand(), "https://app.example").expect("renders");
+        assert_eq!(subject, "Delivery failed for order o-1");
+        assert!(plain.contains("customer unreachable"), "{plain}");
+        assert!(plain.contains("were picked up"), "{plain}");
+        for (template, what) in [
+            ("delivery_reassigned", "given to another driver"),
+            ("delivery_cancelled", "cancelled"),
+        ] {
+            let payload = serde_json::json!({"order_id": "o-2"});
+            let (subject, plain, _) = render(template, &payload, &brand(), "").expect("renders");
+            assert!(subject.contains(what), "{subject}");
+            assert!(plain.contains("Pizza <Palace>"), "{plain}");
+        }
     }
 
     #[test]

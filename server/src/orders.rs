@@ -1601,6 +1601,7 @@ let history: Vec<(Option<String>, String, String, String, DateTime<Utc>, Option<
         })
         .collect();
     let mut items = items_of(tx, row.business_id, &[row.id]).await?;
+    let courier = courier(tx, row, locations, now).await?;
     Ok(TrackingView {
         order_id: row.id,
         status: row.status()?,
@@ -1614,7 +1615,14 @@ let history: Vec<(Option<String>, String, String, String, DateTime<Utc>, Option<
         history,
         items: items.remove(&row.id).unwrap_or_default(),
         total: row.money(row.total_minor)?,
-        courier: courier(tx, row, locations, now).await?,
+        delivery_events: crate::delivery::tracking_events(
+            tx,
+            row.business_id(),
+            row.id,
+            courier.is_some(),
+        )
+        .await?,
+        courier,
     })
 }
 
@@ -1626,8 +1634,13 @@ async fn courier(
     locations: &crate::locations::LocationStore,
     now: DateTime<Utc>,
 ) -> Result<Option<fleetfront_domain::api::order::CourierView>> {
-    let held: Option<(Option<Uuid>, f64, f64)> = sqlx::query_as(
-        "SELECT d.driver_id, b.latitude, b.longitude FROM deliveries d JOIN businesses b ON b.id = d.business_id \
+    use fleetfront_domain::location::{courier_eta_secs, CourierTrip};
+
+    // The caller may not read driver profiles; `courier_vehicle()` (migration 0020) tells it
+    // the vehicle type of a driver on a delivery, and nothing else, for the ETA.
+    let held: Option<(Option<Uuid>, f64, f64, Option<String>)> = sqlx::query_as(
+        "SELECT d.driver_id, b.latitude, b.longitude, courier_vehicle(d.driver_id) \
+           FROM deliveries d JOIN businesses b ON b.id = d.business_id \
          WHERE d.business_id = $1 AND d.order_id = $2 \
            AND d.status IN ('assigned', 'arrived_at_store', 'picked_up', 'arrived_at_customer')",
     )
@@ -1635,7 +1648,7 @@ async fn courier(
     .bind(row.id)
     .fetch_optional(&mut **tx)
     .await?;
-    let Some((Some(driver), store_latitude, store_longitude)) = held else {
+    let Some((Some(driver), store_latitude, store_longitude, vehicle)) = held else {
         return Ok(None);
     };
     let Some((fix, _)) = locations.latest(fleetfront_domain::UserId(driver)) else {
@@ -1657,10 +1670,18 @@ async fn courier(
         longitude: store_longitude,
     };
     let picked_up = row.status()? == OrderStatus::PickedUp;
+    let vehicle = vehicle
+        .as_deref()
+        .and_then(fleetfront_domain::driver::VehicleType::parse);
     let eta_seconds = match (position, drop_off) {
-        (Some(from), Some(drop_off)) => {
-            fleetfront_domain::location::courier_eta_secs(from, store, drop_off, picked_up, live)
-        }
+        (Some(from), Some(drop_off)) => courier_eta_secs(&CourierTrip {
+            from,
+            live,
+            store,
+            drop_off,
+            picked_up,
+            vehicle,
+        }),
         _ => None,
     };
     Ok(Some(fleetfront_domain::api::order::CourierView {

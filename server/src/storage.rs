@@ -158,6 +158,38 @@ impl BlobStore for LocalDiskStore {
     }
 }
 
+/// Answers a private upload (a proof photo, a driver's document) to the one reader allowed to
+/// see it: never cached, never sniffed into another type, and sandboxed should a browser open
+/// it directly.
+///
+/// # Errors
+/// A stored content type that is not a valid header value (the upload checks make it one).
+pub fn private_download(
+    content_type: &str,
+    bytes: Vec<u8>,
+) -> crate::error::Result<axum::response::Response> {
+    use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+    use axum::response::IntoResponse;
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(content_type).map_err(crate::error::Error::unexpected)?,
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; sandbox"),
+    );
+    Ok((StatusCode::OK, headers, bytes).into_response())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -433,3 +433,252 @@ async fn driver_policies_hold_for_the_runtime_role() {
     assert_eq!(moved, 0);
     tx.rollback().await.unwrap();
 }
+
+/// Records that `driver` collected `amount` in cash for `business` on `order`'s delivery.
+async fn collected(t: &TestApp, business: Uuid, driver: Uuid, order: Uuid, amount: i64) {
+    sqlx::query(
+        "INSERT INTO driver_cash (business_id, id, driver_id, kind, delivery_id, order_id, currency, \
+                                  amount_minor, due_minor, shortfall_minor, at) \
+         SELECT d.business_id, gen_random_uuid(), $3, 'collected', d.id, d.order_id, 'EUR', $4, $4, 0, now() \
+           FROM deliveries d WHERE d.business_id = $1 AND d.order_id = $2",
+    )
+    .bind(business)
+    .bind(order)
+    .bind(driver)
+    .bind(amount)
+    .execute(&t.db.pools.owner)
+    .await
+    .unwrap();
+}
+
+/// The driver each open offer of `business` is addressed to, by order.
+async fn offered_to(t: &TestApp, business: Uuid, order: Uuid) -> Option<Uuid> {
+    sqlx::query_scalar(
+        "SELECT o.driver_id FROM dispatch_offers o JOIN deliveries d \
+             ON d.business_id = o.business_id AND d.id = o.delivery_id \
+          WHERE o.business_id = $1 AND d.order_id = $2 AND o.status = 'open'",
+    )
+    .bind(business)
+    .bind(order)
+    .fetch_optional(&t.db.pools.owner)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_driver_at_the_cash_cap_gets_no_cash_orders_but_still_prepaid_ones() {
+    let t = TestApp::new().await;
+    let shop = shop(&t, "dispatch-cash").await;
+    // Ann is nearest to the store, Ben farther; both dedicated with the same priority.
+    let (ann, _) = driver(&t, "Ann", (60.171, 24.94), Some((shop.business, 1))).await;
+    let (ben, _) = driver(&t, "Ben", (60.175, 24.94), Some((shop.business, 1))).await;
+    t.send(
+        Method::PATCH,
+        "/api/v1/business/dispatch-settings",
+        Some(&shop.owner),
+        Some(json!({"cash_cap_minor": 2000})),
+    )
+    .await
+    .expect(StatusCode::OK);
+
+    // Holding nothing, Ann is offered the first cash order.
+    let first = accepted_order(&t, &shop).await;
+    assert_eq!(offered_to(&t, shop.business, first).await, Some(ann));
+    // Below the cap she still gets cash orders.
+    collected(&t, shop.business, ann, first, 1_300).await;
+    let second = accepted_order(&t, &shop).await;
+    assert_eq!(offered_to(&t, shop.business, second).await, Some(ann));
+    // At the cap (13.00 + 13.00 ≥ 20.00) the next cash order goes to Ben, under it.
+    collected(&t, shop.business, ann, second, 1_300).await;
+    let third = accepted_order(&t, &shop).await;
+    assert_eq!(offered_to(&t, shop.business, third).await, Some(ben));
+    let reason: String = sqlx::query_scalar(
+        "SELECT o.reason FROM dispatch_offers o JOIN deliveries d \
+             ON d.business_id = o.business_id AND d.id = o.delivery_id \
+          WHERE d.order_id = $1 AND o.status = 'open'",
+    )
+    .bind(third)
+    .fetch_one(&t.db.pools.owner)
+    .await
+    .unwrap();
+    assert!(reason.starts_with("dedicated #1"), "{reason}");
+
+    // A prepaid order is still offered to her: the cap is about cash. (The order is turned
+    // into a card order in the database and dispatched afresh, as after a restart, rather than
+    // paid through a card gateway.)
+    let owner = &t.db.pools.owner;
+    let fourth = accepted_order(&t, &shop).await;
+    assert_eq!(offered_to(&t, shop.business, fourth).await, Some(ben));
+    sqlx::query("UPDATE orders SET payment_method = 'card' WHERE business_id = $1 AND id = $2")
+        .bind(shop.business)
+        .bind(fourth)
+        .execute(owner)
+        .await
+        .unwrap();
+    sqlx::query(
+        "DELETE FROM dispatch_offers o USING deliveries d \
+          WHERE d.business_id = o.business_id AND d.id = o.delivery_id AND d.order_id = $1",
+    )
+    .bind(fourth)
+    .execute(owner)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE deliveries SET status = 'pending' WHERE order_id = $1")
+        .bind(fourth)
+        .execute(owner)
+        .await
+        .unwrap();
+    run_due_until_handled(&t).await;
+    assert_eq!(offered_to(&t, shop.business, fourth).await, Some(ann));
+
+    // What she hands back to the business no longer counts: under the cap again, she is
+    // offered cash orders again.
+    sqlx::query(
+        "INSERT INTO driver_cash (business_id, id, driver_id, kind, currency, amount_minor, at) \
+         VALUES ($1, gen_random_uuid(), $2, 'deposited', 'EUR', 1000, now())",
+    )
+    .bind(shop.business)
+    .bind(ann)
+    .execute(owner)
+    .await
+    .unwrap();
+    let fifth = accepted_order(&t, &shop).await;
+    assert_eq!(offered_to(&t, shop.business, fifth).await, Some(ann));
+}
+
+#[tokio::test]
+async fn offer_estimates_follow_the_configured_driver_rates() {
+    use fleetfront_domain::earnings::{self, DeliveryPay, EarningsRules};
+    use fleetfront_domain::money::Currency;
+    use fleetfront_domain::Money;
+
+    let t = TestApp::new().await;
+    let shop = shop(&t, "dispatch-rates").await;
+    let (_, ann_token) = driver(&t, "Ann", (60.171, 24.94), Some((shop.business, 1))).await;
+    // Without rates the estimate is the delivery fee and the tip.
+    accepted_order(&t, &shop).await;
+    let view = assignments(&t, &ann_token).await;
+    let (fee, tip): (i64, i64) =
+        sqlx::query_as("SELECT delivery_fee_minor, tip_minor FROM orders WHERE business_id = $1")
+            .bind(shop.business)
+            .fetch_one(&t.db.pools.owner)
+            .await
+            .unwrap();
+    assert!(fee > 0);
+    assert_eq!(view["offers"][0]["estimated_earnings"]["minor"], fee + tip);
+
+    // 1.20 per km beyond the first 100 m, 15 % commission, ×1.5 surge.
+    let admin = t.admin_token().await;
+    t.send(
+        Method::PUT,
+        "/api/v1/admin/driver-rates/EUR",
+        Some(&admin),
+        Some(json!({"per_km_minor": 120, "included_metres": 100, "commission_bps": 1500, "surge_bps": 15000})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let view = assignments(&t, &ann_token).await;
+    let offer = &view["offers"][0];
+    let trip = u32::try_from(offer["dropoff_metres"].as_u64().unwrap()).unwrap();
+    assert!(
+        trip > 100,
+        "the trip is longer than the included distance: {trip} m"
+    );
+    let eur = Currency::parse("EUR").unwrap();
+    let expected = earnings::compute(
+        &DeliveryPay {
+            delivery_fee: Money::new(fee, eur),
+            distance_metres: trip,
+            tip: Money::new(tip, eur),
+            surge_bps: 15_000,
+        },
+        &EarningsRules {
+            per_km: Money::new(120, eur),
+            included_metres: 100,
+            commission_bps: 1_500,
+        },
+    )
+    .unwrap();
+    // By hand: the distance fee, the surge on both fees, the commission on all but the tip.
+    let distance = (120 * i64::from(trip - 100) + 500) / 1_000;
+    let surged = (fee + distance) * 3 / 2;
+    assert!((expected.distance_fee.minor - distance).abs() <= 1);
+    assert!(expected.net.minor < surged + tip);
+    assert!(expected.net.minor > fee + tip);
+    assert_eq!(
+        offer["estimated_earnings"]["minor"], expected.net.minor,
+        "{offer}"
+    );
+    assert_eq!(offer["estimated_earnings"]["currency"], "EUR");
+}
+
+#[tokio::test]
+async fn the_customers_eta_goes_at_the_couriers_vehicle_speed() {
+    use fleetfront_server::db::set_principal;
+
+    let t = TestApp::new().await;
+    let shop = shop(&t, "dispatch-vehicle").await;
+    let (ann, ann_token) = driver(&t, "Ann", (60.175, 24.94), Some((shop.business, 1))).await;
+    let owner = &t.db.pools.owner;
+    sqlx::query("UPDATE driver_profiles SET vehicle_type = 'scooter' WHERE driver_id = $1")
+        .bind(ann)
+        .execute(owner)
+        .await
+        .unwrap();
+    // Nobody learns a driver's vehicle while the driver holds no delivery.
+    let vehicle_seen_by_public = || async {
+        let mut tx = t.db.pools.app.begin().await.unwrap();
+        set_principal(&mut tx, "public", None, None, Some(shop.business))
+            .await
+            .unwrap();
+        let vehicle: Option<String> = sqlx::query_scalar("SELECT courier_vehicle($1)")
+            .bind(ann)
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        tx.rollback().await.unwrap();
+        vehicle
+    };
+    assert_eq!(vehicle_seen_by_public().await, None);
+
+    let (order, token) = accepted_order_with_token(&t, &shop).await;
+    let offer = only_offer(&assignments(&t, &ann_token).await);
+    answer(&t, &ann_token, &offer, "accept")
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(vehicle_seen_by_public().await.as_deref(), Some("scooter"));
+    let view = t
+        .send(
+            Method::GET,
+            &format!("/api/v1/orders/{order}/tracking?token={token}"),
+            None,
+            None,
+        )
+        .await
+        .expect(StatusCode::OK);
+    let (store_latitude, store_longitude): (f64, f64) =
+        sqlx::query_as("SELECT latitude, longitude FROM businesses WHERE id = $1")
+            .bind(shop.business)
+            .fetch_one(owner)
+            .await
+            .unwrap();
+    let at = |latitude, longitude| Coordinates {
+        latitude,
+        longitude,
+    };
+    let route = [at(store_latitude, store_longitude), at(60.175, 24.94)];
+    let expected = location::route_eta_secs(
+        at(60.175, 24.94),
+        &route,
+        location::typical_speed::MOTORBIKE_MPS,
+    )
+    .unwrap();
+    let by_bicycle = location::route_eta_secs(
+        at(60.175, 24.94),
+        &route,
+        location::typical_speed::COURIER_MPS,
+    )
+    .unwrap();
+    assert!(expected < by_bicycle);
+    assert_eq!(view["courier"]["eta_seconds"], expected, "{view}");
+}

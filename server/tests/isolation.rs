@@ -195,6 +195,7 @@ async fn world() -> World {
     driver_rows(&t, &admin, &[a, b]).await;
     dispatch_rows(&t).await;
     delivery_workflow_rows(&t).await;
+    payout_rows(&t).await;
     let owner_id = |email: &str| {
         let pool = t.db.pools.owner.clone();
         let email = email.to_owned();
@@ -487,6 +488,28 @@ async fn delivery_workflow_rows(t: &TestApp) {
            distance_metres, distance_fee_minor, tip_minor, surge_bps, surge_minor, platform_fee_minor, gross_minor, \
            net_minor, earned_at) \
          SELECT business_id, gen_random_uuid(), id, order_id, driver_id, 'EUR', 300, 1200, 0, 0, 10000, 0, 0, 300, 300, now() FROM d",
+    )
+    .execute(&t.db.pools.owner)
+    .await
+    .unwrap();
+}
+
+/// Payout rows (migration 0021) in both businesses: a pending payout of each business and
+/// the delivered order it covers, as the payout run writes them.
+async fn payout_rows(t: &TestApp) {
+    sqlx::query(
+        "WITH o AS (SELECT DISTINCT ON (business_id) business_id, id, currency FROM orders ORDER BY business_id, id), \
+              p AS (INSERT INTO business_payouts (business_id, id, payout_key, period_kind, period_start, period_end, \
+                      currency, gross_revenue_minor, platform_fees_minor, driver_payments_minor, refunds_minor, \
+                      cash_kept_minor, net_minor, orders) \
+                    SELECT business_id, gen_random_uuid(), \
+                           'payout:business:' || business_id || ':2026-06-01T00:00:00Z/2026-06-02T00:00:00Z:' || currency, \
+                           'day', '2026-06-01T00:00:00Z', '2026-06-02T00:00:00Z', currency, 1300, 52, 300, 0, 0, 948, 1 \
+                      FROM o RETURNING business_id, id) \
+         INSERT INTO business_payout_items (business_id, kind, item_id, order_id, payout_id, at, currency, \
+           total_minor, platform_fee_minor, driver_cost_minor) \
+         SELECT o.business_id, 'order', o.id, o.id, p.id, '2026-06-01T12:00:00Z', o.currency, 1300, 52, 300 \
+           FROM o JOIN p USING (business_id)",
     )
     .execute(&t.db.pools.owner)
     .await
@@ -890,6 +913,7 @@ async fn http_cross_tenant_access_is_404_and_audited() {
         "/api/v1/business/commerce-settings",
         "/api/v1/business/discount-codes",
         "/api/v1/business/dispatch",
+        "/api/v1/business/payouts",
     ] {
         let body = t
             .send(Method::GET, path, Some(&w.a_owner), None)
@@ -950,7 +974,29 @@ async fn http_cross_tenant_access_is_404_and_audited() {
             .fetch_one(&t.db.pools.owner)
             .await
             .unwrap();
+    let (b_delivery, b_proof): (Uuid, String) = sqlx::query_as(
+        "SELECT delivery_id, sha256 FROM delivery_proofs WHERE business_id = $1 LIMIT 1",
+    )
+    .bind(w.b)
+    .fetch_one(&t.db.pools.owner)
+    .await
+    .unwrap();
     let cases = cases.into_iter().chain([
+        (
+            Method::GET,
+            format!("/api/v1/business/deliveries/{b_delivery}"),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/business/deliveries/{b_delivery}/proof/{b_proof}"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/business/deliveries/{b_delivery}/reassign"),
+            None,
+        ),
         (
             Method::PATCH,
             format!("/api/v1/business/discount-codes/{b_code}"),

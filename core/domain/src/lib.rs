@@ -22,6 +22,7 @@ pub mod media;
 pub mod money;
 pub mod order;
 pub mod payout;
+pub mod performance;
 pub mod permission;
 pub mod plan;
 pub mod pricing;

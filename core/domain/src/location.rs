@@ -316,18 +316,41 @@ pub fn is_live(last_seen: DateTime<Utc>, now: DateTime<Utc>) -> bool {
 
 /// Typical door-to-door speeds in a city, for ETAs (the reported instantaneous speed of a
 /// courier waiting at a light says little about the next kilometres).
+///
+/// These are averages over a whole urban trip, stops, lights and parking included, not
+/// cruising speeds: a city bicycle courier averages about 14 km/h; a moped, scooter or
+/// motorcycle about 25 km/h (it filters through traffic and parks at the door); a car about
+/// 22 km/h once the search for a place to stop is counted, and a van about 18 km/h (slower
+/// through narrow streets, longer to park and unload). They are planning figures, not
+/// measurements of this platform's couriers; observed trip times should replace them once
+/// deliveries record enough of them.
 pub mod typical_speed {
+    use crate::driver::VehicleType;
+
     /// On foot, m/s.
     pub const WALKING_MPS: f64 = 1.4;
     /// Bicycle, m/s (about 14 km/h).
     pub const BICYCLE_MPS: f64 = 4.0;
-    /// Scooter or motorbike, m/s (about 25 km/h).
+    /// Scooter, moped or motorcycle, m/s (about 25 km/h).
     pub const MOTORBIKE_MPS: f64 = 7.0;
     /// Car, m/s (about 22 km/h with parking).
     pub const CAR_MPS: f64 = 6.0;
+    /// Van, m/s (about 18 km/h with parking and unloading).
+    pub const VAN_MPS: f64 = 5.0;
     /// A courier whose vehicle the estimate does not know: the bicycle's speed, so an ETA
     /// errs towards arriving early rather than late.
     pub const COURIER_MPS: f64 = BICYCLE_MPS;
+
+    /// The typical speed of a courier on `vehicle`; [`COURIER_MPS`] when it is not known.
+    pub fn of(vehicle: Option<VehicleType>) -> f64 {
+        match vehicle {
+            Some(VehicleType::Bicycle) => BICYCLE_MPS,
+            Some(VehicleType::Scooter | VehicleType::Motorcycle) => MOTORBIKE_MPS,
+            Some(VehicleType::Car) => CAR_MPS,
+            Some(VehicleType::Van) => VAN_MPS,
+            None => COURIER_MPS,
+        }
+    }
 }
 
 /// Estimated seconds to cover `distance_m` at `speed_mps` (a vehicle's typical speed, see
@@ -357,25 +380,38 @@ pub fn route_eta_secs(
     eta_secs(u32::try_from(metres).unwrap_or(u32::MAX), speed_mps)
 }
 
+/// A courier on a delivery, as a customer's tracking sees it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CourierTrip {
+    /// The courier's latest position.
+    pub from: crate::value::Coordinates,
+    /// Whether that position is live ([`is_live`]).
+    pub live: bool,
+    /// The store, where the order is picked up.
+    pub store: crate::value::Coordinates,
+    /// Where it is delivered.
+    pub drop_off: crate::value::Coordinates,
+    /// Whether the order was picked up already (the store is behind the courier).
+    pub picked_up: bool,
+    /// The courier's vehicle, when the profile names one.
+    pub vehicle: Option<crate::driver::VehicleType>,
+}
+
 /// The ETA a customer sees: from the courier's position through the store (until the order is
-/// picked up) to the drop-off, at [`typical_speed::COURIER_MPS`]; `None` from a position that
-/// is not live (see [`is_live`]: a stale position says where the courier was, not where it is).
-pub fn courier_eta_secs(
-    from: crate::value::Coordinates,
-    store: crate::value::Coordinates,
-    drop_off: crate::value::Coordinates,
-    picked_up: bool,
-    live: bool,
-) -> Option<u32> {
-    if !live {
+/// picked up) to the drop-off, at the typical city speed of the courier's vehicle
+/// ([`typical_speed::of`]; [`typical_speed::COURIER_MPS`] for an unknown one); `None` from a
+/// position that is not live (see [`is_live`]: a stale position says where the courier was,
+/// not where it is).
+pub fn courier_eta_secs(trip: &CourierTrip) -> Option<u32> {
+    if !trip.live {
         return None;
     }
-    let stops: &[crate::value::Coordinates] = if picked_up {
-        &[drop_off]
+    let stops: &[crate::value::Coordinates] = if trip.picked_up {
+        &[trip.drop_off]
     } else {
-        &[store, drop_off]
+        &[trip.store, trip.drop_off]
     };
-    route_eta_secs(from, stops, typical_speed::COURIER_MPS)
+    route_eta_secs(trip.from, stops, typical_speed::of(trip.vehicle))
 }
 
 #[cfg(test)]
@@ -404,17 +440,86 @@ mod tests {
         );
         assert!(route_eta_secs(courier, &[store, home], 4.0) > route_eta_secs(store, &[home], 4.0));
         assert_eq!(route_eta_secs(courier, &[], 4.0), Some(0));
+        let trip = CourierTrip {
+            from: courier,
+            live: true,
+            store,
+            drop_off: home,
+            picked_up: false,
+            vehicle: None,
+        };
         let speed = typical_speed::COURIER_MPS;
         assert_eq!(
-            courier_eta_secs(courier, store, home, false, true),
+            courier_eta_secs(&trip),
             route_eta_secs(courier, &[store, home], speed)
         );
+        let picked_up = CourierTrip {
+            picked_up: true,
+            ..trip
+        };
         assert_eq!(
-            courier_eta_secs(courier, store, home, true, true),
+            courier_eta_secs(&picked_up),
             route_eta_secs(courier, &[home], speed)
         );
-        assert_eq!(courier_eta_secs(courier, store, home, false, false), None);
+        let stale = CourierTrip {
+            live: false,
+            ..trip
+        };
+        assert_eq!(courier_eta_secs(&stale), None);
         assert_eq!(route_eta_secs(courier, &[home], 0.0), None);
+    }
+
+    #[test]
+    fn the_eta_goes_at_the_couriers_vehicle_speed() {
+        use crate::driver::VehicleType;
+        use crate::value::Coordinates;
+        let at = |latitude, longitude| Coordinates {
+            latitude,
+            longitude,
+        };
+        let trip = |vehicle| CourierTrip {
+            from: at(60.17, 24.94),
+            live: true,
+            store: at(60.18, 24.94),
+            drop_off: at(60.19, 24.94),
+            picked_up: false,
+            vehicle,
+        };
+        let cases = [
+            (Some(VehicleType::Bicycle), typical_speed::BICYCLE_MPS),
+            (Some(VehicleType::Scooter), typical_speed::MOTORBIKE_MPS),
+            (Some(VehicleType::Motorcycle), typical_speed::MOTORBIKE_MPS),
+            (Some(VehicleType::Car), typical_speed::CAR_MPS),
+            (Some(VehicleType::Van), typical_speed::VAN_MPS),
+            (None, typical_speed::COURIER_MPS),
+        ];
+        for (vehicle, speed) in cases {
+            assert_eq!(typical_speed::of(vehicle), speed, "{vehicle:?}");
+            assert_eq!(
+                courier_eta_secs(&trip(vehicle)),
+                route_eta_secs(
+                    at(60.17, 24.94),
+                    &[at(60.18, 24.94), at(60.19, 24.94)],
+                    speed
+                ),
+                "{vehicle:?}"
+            );
+        }
+        // Every vehicle has a plausible city speed, none slower than walking, and an unknown
+        // vehicle never promises an earlier arrival than a known one would.
+        for vehicle in VehicleType::ALL {
+            let speed = typical_speed::of(Some(vehicle));
+            assert!(
+                speed > typical_speed::WALKING_MPS && speed < 15.0,
+                "{vehicle:?}"
+            );
+            assert!(typical_speed::of(None) <= speed, "{vehicle:?}");
+        }
+        // A scooter is there sooner than a bicycle over the same route.
+        assert!(
+            courier_eta_secs(&trip(Some(VehicleType::Scooter)))
+                < courier_eta_secs(&trip(Some(VehicleType::Bicycle)))
+        );
     }
 
     fn raw(seq: i64, secs: i64, latitude: f64, longitude: f64) -> RawFix {

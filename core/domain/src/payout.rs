@@ -7,8 +7,10 @@
 //!
 //! - **Customers pay the platform.** A card payment is captured into the platform's provider
 //!   account. Cash on delivery is taken by the driver, who owes it to the platform until it is
-//!   netted against their earnings (below). Cash taken at the store (pickup orders) stays with
-//!   the business and is deducted from its payout.
+//!   netted against their earnings (below) or handed in at the business's counter (a deposit:
+//!   the business then holds it, and it is deducted from the business's payout,
+//!   [`BusinessLine::CashReceived`]). Cash taken at the store (pickup orders) stays with the
+//!   business and is deducted from its payout.
 //! - **The platform keeps its commissions**: the order commission charged to the business
 //!   ([`crate::plan::platform_fee`] on the total without the tip, the ledger's
 //!   `platform_fees`) and the delivery commission charged to the driver
@@ -30,11 +32,15 @@
 //! keeps `c + d`; the three add up to `T`. A cash order is the same, with `T` taken from the
 //! driver's payout instead of the provider.
 //!
-//! Payouts are idempotent by key ([`payout_key`]): the server stores one payout per key under a
-//! unique constraint, so processing twice pays once.
+//! Payouts are idempotent by key ([`payout_key`], with the currency: [`payout_key_in`]): the
+//! server stores one payout per key under a unique constraint, and the key is the transfer's
+//! idempotency key at the provider, so processing twice pays once. What processing does with
+//! a net is [`settlement`]: transfer a positive one, carry a negative one over (for businesses
+//! as for drivers, [`BusinessLine::CarriedOver`], [`DriverLine::CarriedOver`]).
 
 use chrono::{DateTime, Datelike, Days, LocalResult, NaiveDate, TimeZone, Utc, Weekday};
-use chrono_tz::Tz;
+/// The IANA time zone type the periods are cut in (re-exported so callers need no chrono-tz).
+pub use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use crate::id::{BusinessId, UserId};
@@ -173,6 +179,11 @@ pub enum BusinessLine {
         /// Order commission the platform gives back with it.
         fee_returned: Money,
     },
+    /// Cash a driver collected for the platform and handed to the business instead (a
+    /// deposit at the store): the business already holds it.
+    CashReceived(Money),
+    /// The previous period's balance: negative when the business owed the platform.
+    CarriedOver(Money),
 }
 
 /// A business's statement for a period.
@@ -187,10 +198,12 @@ pub struct BusinessPayout {
     pub driver_payments: Money,
     /// Refunded amounts.
     pub refunds: Money,
-    /// Cash the business took itself (already in its hands).
+    /// Cash the business took itself or received from drivers (already in its hands).
     pub cash_kept: Money,
-    /// `gross_revenue − platform_fees − driver_payments − refunds − cash_kept`; negative when
-    /// the business owes the platform.
+    /// The previous period's balance (negative when the business owed the platform).
+    pub carried_over: Money,
+    /// `gross_revenue − platform_fees − driver_payments − refunds − cash_kept + carried_over`;
+    /// negative when the business owes the platform (it carries over).
     pub net: Money,
     /// Completed orders counted.
     pub orders: u32,
@@ -211,6 +224,7 @@ pub fn business_payout(
         driver_payments: zero,
         refunds: zero,
         cash_kept: zero,
+        carried_over: zero,
         net: zero,
         orders: 0,
     };
@@ -235,6 +249,8 @@ pub fn business_payout(
                 p.refunds = p.refunds.checked_add(amount)?;
                 p.platform_fees = p.platform_fees.checked_sub(fee_returned)?;
             }
+            BusinessLine::CashReceived(m) => p.cash_kept = p.cash_kept.checked_add(m)?,
+            BusinessLine::CarriedOver(m) => p.carried_over = p.carried_over.checked_add(m)?,
         }
     }
     p.net = p
@@ -242,7 +258,8 @@ pub fn business_payout(
         .checked_sub(p.platform_fees)?
         .checked_sub(p.driver_payments)?
         .checked_sub(p.refunds)?
-        .checked_sub(p.cash_kept)?;
+        .checked_sub(p.cash_kept)?
+        .checked_add(p.carried_over)?;
     Ok(p)
 }
 
@@ -405,6 +422,120 @@ pub fn summarize_earnings(
         }
     }
     Ok(totals.into_values().collect())
+}
+
+// Processing ---------------------------------------------------------------------------------
+
+/// The idempotency key of the payout of `party` for `period` in `currency`: [`payout_key`] with
+/// the currency appended (a party paid in two currencies gets two payouts), e.g.
+/// `payout:business:<uuid>:2026-06-01T00:00:00Z/2026-06-02T00:00:00Z:EUR`. It is also the
+/// transfer's idempotency key at the payment provider.
+pub fn payout_key_in(party: PayoutParty, period: PayoutPeriod, currency: Currency) -> String {
+    format!("{}:{}", payout_key(party, period), currency.code())
+}
+
+/// The first instant of local `date` in `tz` (local midnight, or the first local time after a
+/// skipped midnight).
+pub fn local_midnight(date: NaiveDate, tz: Tz) -> DateTime<Utc> {
+    start_of_day(date, tz)
+}
+
+/// Whether `period` is over for a payout run asked to cover everything before local `until`
+/// (exclusive) at `now`: it must have ended both before `until` starts in `tz` and before now,
+/// so nothing can still be earned in it.
+pub fn period_closed(period: PayoutPeriod, until: NaiveDate, tz: Tz, now: DateTime<Utc>) -> bool {
+    period.end <= start_of_day(until, tz).min(now)
+}
+
+/// What processing a computed payout does with its net.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Settlement {
+    /// Transfer this (positive) amount to the party.
+    Transfer(Money),
+    /// The party owes the platform this (negative) balance: nothing is transferred, and the
+    /// balance is carried into the party's next payout.
+    CarryOver(Money),
+    /// Nothing to move: the payout is settled as it stands.
+    Nothing,
+}
+
+/// Decides what processing a payout of `net` does ([`Settlement`]).
+pub fn settlement(net: Money) -> Settlement {
+    match net.minor.cmp(&0) {
+        std::cmp::Ordering::Greater => Settlement::Transfer(net),
+        std::cmp::Ordering::Less => Settlement::CarryOver(net),
+        std::cmp::Ordering::Equal => Settlement::Nothing,
+    }
+}
+
+/// The order commission the platform gives back with a refund of `refunded` out of an order's
+/// `total`: all of it for a full refund, otherwise the refunded share, rounded half away from
+/// zero (the platform's one rounding rule). Nothing when there was nothing to refund.
+///
+/// # Errors
+/// [`MoneyError::CurrencyMismatch`] when the amounts are in different currencies.
+pub fn refund_fee_returned(
+    commission: Money,
+    refunded: Money,
+    total: Money,
+) -> Result<Money, MoneyError> {
+    for other in [refunded, total] {
+        if other.currency != commission.currency {
+            return Err(MoneyError::CurrencyMismatch(
+                commission.currency,
+                other.currency,
+            ));
+        }
+    }
+    if refunded.minor <= 0 || total.minor <= 0 {
+        return Ok(Money::zero(commission.currency));
+    }
+    if refunded.minor >= total.minor {
+        return Ok(commission);
+    }
+    let share = crate::money::div_round_half_away(
+        i128::from(commission.minor) * i128::from(refunded.minor),
+        i128::from(total.minor),
+    );
+    Ok(Money::new(
+        i64::try_from(share).map_err(|_| MoneyError::Overflow)?,
+        commission.currency,
+    ))
+}
+
+/// Why a cash deposit was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DepositError {
+    /// A deposit hands back some cash.
+    #[error("a deposit must be more than zero")]
+    NotPositive,
+    /// The driver cannot hand back more than it holds for the business.
+    #[error("the driver holds only {held} for this business")]
+    ExceedsHeld {
+        /// What the driver holds.
+        held: Money,
+    },
+    /// The deposit is in another currency than the cash held.
+    #[error(transparent)]
+    Money(#[from] MoneyError),
+}
+
+/// Checks a cash deposit of `amount` by a driver holding `held` for the business: positive,
+/// in the same currency, at most what is held.
+///
+/// # Errors
+/// [`DepositError`].
+pub fn check_deposit(amount: Money, held: Money) -> Result<(), DepositError> {
+    if amount.currency != held.currency {
+        return Err(MoneyError::CurrencyMismatch(amount.currency, held.currency).into());
+    }
+    if amount.minor <= 0 {
+        return Err(DepositError::NotPositive);
+    }
+    if amount.minor > held.minor {
+        return Err(DepositError::ExceedsHeld { held });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -615,6 +746,90 @@ mod tests {
         assert_eq!((weeks[0].pending, weeks[0].paid), (m(1_000), m(500)));
     }
 
+    #[test]
+    fn keys_name_the_currency() {
+        let period = week_of(utc("2026-06-03T12:00:00Z"), chrono_tz::UTC);
+        let party = PayoutParty::Business(BusinessId(Uuid::from_u128(2)));
+        let key = payout_key_in(party, period, eur());
+        assert_eq!(key, format!("{}:EUR", payout_key(party, period)));
+        let usd = Currency::parse("USD").expect("known");
+        assert_ne!(payout_key_in(party, period, usd), key);
+    }
+
+    #[test]
+    fn a_period_is_closed_once_over_and_before_the_cutoff() {
+        let helsinki = chrono_tz::Europe::Helsinki;
+        let day = day_of(utc("2026-06-01T12:00:00Z"), helsinki);
+        let date = |raw: &str| raw.parse::<NaiveDate>().expect("date");
+        let later = utc("2026-06-10T00:00:00Z");
+        assert!(period_closed(day, date("2026-06-02"), helsinki, later));
+        assert!(!period_closed(day, date("2026-06-01"), helsinki, later));
+        // Not before it has ended, whatever the date asked.
+        assert!(!period_closed(
+            day,
+            date("2026-06-05"),
+            helsinki,
+            day.end - chrono::Duration::seconds(1)
+        ));
+        assert_eq!(local_midnight(date("2026-06-02"), helsinki), day.end);
+    }
+
+    #[test]
+    fn settlement_follows_the_sign_of_the_net() {
+        assert_eq!(settlement(m(5)), Settlement::Transfer(m(5)));
+        assert_eq!(settlement(m(-5)), Settlement::CarryOver(m(-5)));
+        assert_eq!(settlement(m(0)), Settlement::Nothing);
+    }
+
+    #[test]
+    fn a_refund_returns_its_share_of_the_commission() {
+        assert_eq!(
+            refund_fee_returned(m(400), m(10_000), m(10_000)),
+            Ok(m(400))
+        );
+        assert_eq!(refund_fee_returned(m(400), m(2_500), m(10_000)), Ok(m(100)));
+        assert_eq!(refund_fee_returned(m(3), m(1), m(2)), Ok(m(2)));
+        assert_eq!(refund_fee_returned(m(400), m(0), m(10_000)), Ok(m(0)));
+        let usd = Money::new(1, Currency::parse("USD").expect("known"));
+        assert!(refund_fee_returned(m(1), usd, m(2)).is_err());
+    }
+
+    #[test]
+    fn deposits_are_positive_and_at_most_what_is_held() {
+        assert_eq!(check_deposit(m(500), m(500)), Ok(()));
+        assert_eq!(
+            check_deposit(m(501), m(500)),
+            Err(DepositError::ExceedsHeld { held: m(500) })
+        );
+        assert_eq!(check_deposit(m(0), m(500)), Err(DepositError::NotPositive));
+        let usd = Money::new(1, Currency::parse("USD").expect("known"));
+        assert!(matches!(
+            check_deposit(usd, m(5)),
+            Err(DepositError::Money(_))
+        ));
+    }
+
+    #[test]
+    fn a_carried_over_debt_reduces_the_business_payout() {
+        let p = business_payout(
+            eur(),
+            &[
+                BusinessLine::Order {
+                    total: m(1_000),
+                    platform_fee: m(100),
+                    driver_cost: m(300),
+                    kept_by_business: m(0),
+                },
+                BusinessLine::CarriedOver(m(-250)),
+                BusinessLine::CashReceived(m(100)),
+            ],
+        )
+        .expect("sums");
+        assert_eq!(p.carried_over, m(-250));
+        assert_eq!(p.cash_kept, m(100));
+        assert_eq!(p.net, m(1_000 - 100 - 300 - 250 - 100));
+    }
+
     proptest! {
         #[test]
         fn driver_net_is_earnings_minus_cash_kept(
@@ -630,6 +845,41 @@ mod tests {
             let c: i64 = collected.iter().sum();
             prop_assert_eq!(p.net.minor, e - (c - deposited));
             prop_assert_eq!(p.driver_owes(), e - c + deposited < 0);
+        }
+
+        #[test]
+        fn every_minor_unit_is_accounted_for_with_cash_and_deposits(
+            orders in prop::collection::vec((1i64..100_000, 0i64..2_000, 0i64..3_000, 0i64..500, any::<bool>()), 1..12),
+            deposit_share in 0u8..=100,
+        ) {
+            // (total, order commission, driver gross, delivery commission, paid in cash)
+            let mut business = Vec::new();
+            let mut driver = Vec::new();
+            let (mut total, mut fees, mut cash) = (0i64, 0i64, 0i64);
+            for &(t, f, g, k, in_cash) in &orders {
+                let k = k.min(g);
+                business.push(BusinessLine::Order {
+                    total: m(t),
+                    platform_fee: m(f),
+                    driver_cost: m(g),
+                    kept_by_business: m(0),
+                });
+                driver.push(DriverLine::Earned(m(g - k)));
+                if in_cash {
+                    driver.push(DriverLine::CashCollected(m(t)));
+                    cash += t;
+                }
+                total += t;
+                fees += f + k;
+            }
+            // Part of the cash is handed in at the business's counter.
+            let deposited = cash * i64::from(deposit_share) / 100;
+            business.push(BusinessLine::CashReceived(m(deposited)));
+            driver.push(DriverLine::CashDeposited(m(deposited)));
+            let b = business_payout(eur(), &business).expect("sums");
+            let d = driver_payout(eur(), &driver).expect("sums");
+            // Paid out + kept by the platform + the cash already in hands = what customers paid.
+            prop_assert_eq!(b.net.minor + d.net.minor + fees + cash, total);
         }
 
         #[test]

@@ -281,6 +281,9 @@ pub enum PlatformPermission {
     MetricsRead,
     /// Review, approve, suspend and assign drivers.
     DriversManage,
+    /// Run and process payouts and set the accounts they are paid to (processing also needs a
+    /// PIN elevation, [`SensitiveAction::Payout`]).
+    PayoutsManage,
 }
 
 /// A permission asked of [`can`].

@@ -22,7 +22,7 @@ use fleetfront_domain::auth::Claims;
 use fleetfront_domain::delivery::DeliveryStatus;
 use fleetfront_domain::dispatch::{Collection, DispatchError, Offer, OfferState, OfferTimeout};
 use fleetfront_domain::distance::metres_between;
-use fleetfront_domain::earnings::{self, DeliveryPay, EarningsRules};
+use fleetfront_domain::earnings::{self, DeliveryPay};
 use fleetfront_domain::money::Currency;
 use fleetfront_domain::permission::{AccountKind, Permission};
 use fleetfront_domain::value::Coordinates;
@@ -40,6 +40,7 @@ use crate::db::{new_id, set_principal, Tx};
 use crate::dispatch;
 use crate::error::{Error, Result};
 use crate::extract::{ApiJson, ApiPath, Auth};
+use crate::pay_rates;
 
 pub(crate) fn routes(router: OpenApiRouter<App>) -> OpenApiRouter<App> {
     router
@@ -64,6 +65,8 @@ struct DeliveryFacts {
     delivery_id: Uuid,
     order_id: Uuid,
     driver_id: Option<Uuid>,
+    /// The delivery's stored status.
+    status: String,
     assigned_at: Option<DateTime<Utc>>,
     store_name: String,
     store_latitude: f64,
@@ -76,6 +79,11 @@ struct DeliveryFacts {
     payment_method: String,
     items_count: i64,
     proof_required: bool,
+    /// The driver pay rates of the order's currency, when configured (offer estimates).
+    rate_per_km_minor: Option<i64>,
+    rate_included_metres: Option<i32>,
+    rate_commission_bps: Option<i32>,
+    rate_surge_bps: Option<i32>,
 }
 
 impl DeliveryFacts {
@@ -125,18 +133,21 @@ async fn facts(app: &App, deliveries: &[(Uuid, Uuid)]) -> Result<HashMap<Uuid, D
     let mut tx = app.db.pool.begin().await?;
     set_principal(&mut tx, "dispatcher", None, None, None).await?;
     let rows: Vec<DeliveryFacts> = sqlx::query_as(
-        "SELECT d.id AS delivery_id, d.order_id, d.driver_id, d.assigned_at, \
+        "SELECT d.id AS delivery_id, d.order_id, d.driver_id, d.status, d.assigned_at, \
                 b.name AS store_name, b.latitude AS store_latitude, b.longitude AS store_longitude, \
                 o.delivery_address, o.currency::text AS currency, o.delivery_fee_minor, o.tip_minor, \
                 o.total_minor, o.payment_method, \
                 (SELECT coalesce(sum(i.quantity), 0)::bigint FROM order_items i \
                   WHERE i.business_id = o.business_id AND i.order_id = o.id) AS items_count, \
-                coalesce(s.require_proof_photo, false) AS proof_required \
+                coalesce(s.require_proof_photo, false) AS proof_required, \
+                r.per_km_minor AS rate_per_km_minor, r.included_metres AS rate_included_metres, \
+                r.commission_bps AS rate_commission_bps, r.surge_bps AS rate_surge_bps \
            FROM unnest($1::uuid[], $2::uuid[]) AS k(business_id, id) \
            JOIN deliveries d ON d.business_id = k.business_id AND d.id = k.id \
            JOIN orders o ON o.business_id = d.business_id AND o.id = d.order_id \
            JOIN businesses b ON b.id = d.business_id \
-           LEFT JOIN business_dispatch_settings s ON s.business_id = d.business_id",
+           LEFT JOIN business_dispatch_settings s ON s.business_id = d.business_id \
+           LEFT JOIN driver_pay_rates r ON r.currency = o.currency",
     )
     .bind(&businesses)
     .bind(&ids)
@@ -151,7 +162,8 @@ fn assignment_view(f: &DeliveryFacts, reason: Option<String>) -> Result<Assignme
         delivery_id: f.delivery_id,
         order_id: f.order_id,
         driver_id: f.driver_id.unwrap_or_default(),
-        status: DeliveryStatus::Assigned,
+        // A delivery the driver holds is at one of its workflow's steps; `assigned` until then.
+        status: DeliveryStatus::parse(&f.status).unwrap_or(DeliveryStatus::Assigned),
         store_name: f.store_name.clone(),
         pickup: f.pickup()?,
         dropoff: f.dropoff()?,
@@ -246,20 +258,26 @@ async fn driver_assignments(
 }
 
 /// What the offer shows the driver it would earn: fleetfront-domain's earnings for the trip
-/// under the rules in force (the fee and the tip passed through until driver rates exist).
+/// under the driver pay rates and surge of the order's currency (the fee and the tip passed
+/// through when it has none; see [`crate::pay_rates`]).
 fn estimate(f: &DeliveryFacts, trip_metres: u32) -> Result<Money> {
     let delivery_fee = f.money(f.delivery_fee_minor)?;
+    let stored = pay_rates::StoredRates::from_columns(
+        f.rate_per_km_minor,
+        f.rate_included_metres,
+        f.rate_commission_bps,
+        f.rate_surge_bps,
+    );
+    let (rules, surge_bps) = pay_rates::rules_of(delivery_fee.currency, stored)?;
     let pay = DeliveryPay {
         delivery_fee,
         distance_metres: trip_metres,
         tip: f.money(f.tip_minor)?,
-        surge_bps: earnings::NO_SURGE_BPS,
+        surge_bps,
     };
-    Ok(
-        earnings::compute(&pay, &EarningsRules::pass_through(delivery_fee.currency))
-            .map_err(Error::unexpected)?
-            .net,
-    )
+    Ok(earnings::compute(&pay, &rules)
+        .map_err(Error::unexpected)?
+        .net)
 }
 
 /// A driver's offer as stored.
@@ -388,6 +406,7 @@ async fn take_offer(
     driver: UserId,
     id: Uuid,
     now: DateTime<Utc>,
+    position: Option<(f64, f64)>,
 ) -> Result<OfferRow> {
     let offer = lock_offer(tx, id).await?;
     if offer.3 != "open" {
@@ -436,6 +455,10 @@ async fn take_offer(
             .with_details(json!({"delivery_id": offer.1, "attempt": offer.2})),
     )
     .await?;
+    // The customer's tracking shows the courier assigned: written by the order system for
+    // this business, the transaction's last statement.
+    set_principal(tx, "order_worker", None, None, Some(offer.0)).await?;
+    crate::delivery::track_assignment(tx, BusinessId(offer.0), offer.1, now, position).await?;
     Ok(offer)
 }
 
@@ -456,7 +479,12 @@ async fn accept_offer(
     let driver = driver_of(&auth.0)?;
     let now = app.clock.now();
     let (mut tx, _) = app.db.begin_as(&auth.0).await?;
-    let taken = take_offer(&mut tx, &ctx, &auth.0, driver, id, now).await;
+    let position = app
+        .locations
+        .store
+        .latest(driver)
+        .map(|(fix, _)| (fix.latitude(), fix.longitude()));
+    let taken = take_offer(&mut tx, &ctx, &auth.0, driver, id, now, position).await;
     let offer = settle_answer(tx, taken).await?;
     let facts = facts(&app, &[(offer.0, offer.1)]).await?;
     let f = facts
@@ -635,6 +663,12 @@ async fn assign_by_hand(
             .with_details(json!({"order_id": order, "driver_id": req.driver_id})),
     )
     .await?;
+    let position = app
+        .locations
+        .store
+        .latest(UserId(req.driver_id))
+        .map(|(fix, _)| (fix.latitude(), fix.longitude()));
+    crate::delivery::track_assignment(&mut tx, business, delivery.0, now, position).await?;
     let entry = board(&mut tx, business, Some(delivery.0))
         .await?
         .pop()

@@ -10,8 +10,8 @@
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use fleetfront_domain::api::driver::{
@@ -668,24 +668,7 @@ async fn document_content(
         .await
         .map_err(Error::unexpected)?
         .ok_or_else(|| Error::not_found("document"))?;
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_str(&content_type).map_err(Error::unexpected)?,
-    );
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, no-store"),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; sandbox"),
-    );
-    Ok((StatusCode::OK, headers, bytes).into_response())
+    crate::storage::private_download(&content_type, bytes)
 }
 
 /// Dedicates a driver to a business with a priority (1 = asked first), or changes the

@@ -1,5 +1,6 @@
 //! The Stripe adapter: PaymentIntents over HTTPS (form-encoded requests, bearer secret key,
-//! caller-supplied idempotency keys), Stripe's error objects mapped to [`PaymentError`], and
+//! caller-supplied idempotency keys), Transfers to connected accounts for payouts
+//! ([`StripeGateway::create_transfer`]), Stripe's error objects mapped to [`PaymentError`], and
 //! the verification of Stripe's webhook signatures.
 //!
 //! Stripe cannot be reached from the test environment, so the tests run this adapter against a
@@ -166,6 +167,23 @@ pub struct CardDetails {
     pub exp_month: i32,
     /// Expiry year.
     pub exp_year: i32,
+}
+
+/// A Transfer as Stripe returns it (the fields payouts read).
+#[derive(Clone, Debug, Deserialize)]
+pub struct Transfer {
+    /// `tr_…`.
+    pub id: String,
+    /// Amount in the currency's minor unit.
+    pub amount: i64,
+    /// Lower-case ISO currency code.
+    pub currency: String,
+    /// The connected account (`acct_…`).
+    #[serde(default)]
+    pub destination: Option<String>,
+    /// The group it was sent under.
+    #[serde(default)]
+    pub transfer_group: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -377,6 +395,56 @@ impl StripeGateway {
             )
             .await?;
         Ok(())
+    }
+
+    /// Sends money from the platform's balance to a connected account (`POST /v1/transfers`,
+    /// Stripe Connect): `amount` in its currency's minor unit to `destination` (`acct_…`),
+    /// grouped under `transfer_group`, with our ids in `metadata`. The idempotency key makes a
+    /// retry return the first transfer instead of paying twice.
+    ///
+    /// # Errors
+    /// `Invalid` for a destination that is not an `acct_…` id, a non-positive amount, or what
+    /// Stripe refuses (e.g. an unknown destination, insufficient platform balance);
+    /// `Unavailable` when Stripe cannot be reached or fails (retry with the same key).
+    pub async fn create_transfer(
+        &self,
+        idempotency_key: &str,
+        amount: Money,
+        destination: &str,
+        transfer_group: &str,
+        metadata: &[(&str, String)],
+    ) -> Result<Transfer, PaymentError> {
+        check_id(destination, "acct_")?;
+        if amount.minor <= 0 {
+            return Err(PaymentError::Invalid(
+                "a transfer must be more than zero".into(),
+            ));
+        }
+        let mut form = vec![
+            ("amount".to_owned(), amount.minor.to_string()),
+            (
+                "currency".to_owned(),
+                amount.currency.code().to_ascii_lowercase(),
+            ),
+            ("destination".to_owned(), destination.to_owned()),
+            ("transfer_group".to_owned(), transfer_group.to_owned()),
+        ];
+        for (key, value) in metadata {
+            form.push((format!("metadata[{key}]"), value.clone()));
+        }
+        let transfer: Transfer = self.post("/v1/transfers", idempotency_key, &form).await?;
+        check_id(&transfer.id, "tr_")?;
+        if transfer.amount != amount.minor
+            || !transfer
+                .currency
+                .eq_ignore_ascii_case(amount.currency.code())
+        {
+            return Err(PaymentError::Invalid(format!(
+                "stripe's transfer {} is not the one asked for",
+                transfer.id
+            )));
+        }
+        Ok(transfer)
     }
 
     async fn authorize_intent(

@@ -33,6 +33,12 @@
 //! [`StandIn::hold_next`] keeps the next matching request waiting until the test lets it go, so
 //! a test can change the world while the server waits for Stripe.
 //!
+//! Payouts: `POST /v1/transfers` (`amount`, `currency`, `destination` — a connected account
+//! `acct_…`; `acct_missing` is unknown, as Stripe answers for an account that does not exist —,
+//! `transfer_group`, `metadata[…]`) creates a `tr_…` Transfer, and `GET /v1/transfers/{id}`
+//! reads it; [`StandIn::transfers`] lists them. The same Idempotency-Key returns the same
+//! transfer, as for every POST.
+//!
 //! It also signs webhook events as Stripe does ([`signed_event`]) and delivers them to a webhook
 //! endpoint over HTTP ([`deliver`]).
 
@@ -64,6 +70,7 @@ struct Inner {
     intents: HashMap<String, Value>,
     charges: HashMap<String, Value>,
     refunds: HashMap<String, Value>,
+    transfers: Vec<Value>,
     /// key → (fingerprint of method, path and parameters, status, body)
     idempotency: HashMap<String, (String, u16, Value)>,
     fail_next: usize,
@@ -203,6 +210,11 @@ impl StandIn {
             .attached
             .get(payment_method)
             .cloned()
+    }
+
+    /// Every transfer made, oldest first.
+    pub fn transfers(&self) -> Vec<Value> {
+        self.state.lock().unwrap().transfers.clone()
     }
 
     /// How many PaymentIntents exist.
@@ -377,6 +389,10 @@ fn get(inner: &Inner, path: &str, query: &[(String, String)]) -> Reply {
             }
             None => missing("payment_intent", id),
         },
+        ["v1", "transfers", id] => match inner.transfers.iter().find(|t| t["id"] == *id) {
+            Some(transfer) => (200, transfer.clone()),
+            None => missing("transfer", id),
+        },
         ["v1", "payment_methods", id] => match test_card(id) {
             Some((brand, last4)) => {
                 let mut method = payment_method(id, brand, last4);
@@ -488,6 +504,7 @@ fn post(inner: &mut Inner, path: &str, params: &HashMap<String, String>) -> Repl
         ["v1", "payment_intents", id, "capture"] => capture(inner, id, params),
         ["v1", "payment_intents", id, "cancel"] => cancel(inner, id),
         ["v1", "refunds"] => refund(inner, params),
+        ["v1", "transfers"] => transfer(inner, params),
         _ => error(
             404,
             "invalid_request_error",
@@ -790,4 +807,68 @@ pub async fn deliver(
         .unwrap();
     let status = response.status();
     (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// `POST /v1/transfers` (Stripe Connect): money from the platform's balance to a connected
+/// account.
+fn transfer(inner: &mut Inner, params: &HashMap<String, String>) -> Reply {
+    let amount = params.get("amount").and_then(|a| a.parse::<i64>().ok());
+    let Some(amount) = amount.filter(|a| *a > 0) else {
+        return error(
+            400,
+            "invalid_request_error",
+            Some("parameter_missing"),
+            "Missing required param: amount.",
+        );
+    };
+    let Some(currency) = params
+        .get("currency")
+        .filter(|c| c.len() == 3 && c.bytes().all(|b| b.is_ascii_lowercase()))
+    else {
+        return error(
+            400,
+            "invalid_request_error",
+            Some("parameter_invalid_empty"),
+            "Invalid currency.",
+        );
+    };
+    let Some(destination) = params.get("destination") else {
+        return error(
+            400,
+            "invalid_request_error",
+            Some("parameter_missing"),
+            "Missing required param: destination.",
+        );
+    };
+    if !destination.starts_with("acct_") || destination == "acct_missing" {
+        return error(
+            400,
+            "invalid_request_error",
+            Some("resource_missing"),
+            &format!("No such destination: '{destination}'"),
+        );
+    }
+    let id = inner.id("tr");
+    let metadata: serde_json::Map<String, Value> = params
+        .iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix("metadata[")
+                .and_then(|k| k.strip_suffix(']'))
+                .map(|k| (k.to_owned(), json!(v)))
+        })
+        .collect();
+    let transfer = json!({
+        "id": id,
+        "object": "transfer",
+        "amount": amount,
+        "amount_reversed": 0,
+        "currency": currency,
+        "destination": destination,
+        "transfer_group": params.get("transfer_group"),
+        "metadata": metadata,
+        "reversed": false,
+        "livemode": false,
+    });
+    inner.transfers.push(transfer.clone());
+    (200, transfer)
 }

@@ -239,7 +239,7 @@ pub enum ReportedStatus {
     ArrivedAtCustomer,
     /// Handed over.
     Delivered,
-    /// Cannot be completed (`failure_reason` required).
+    /// Cannot be completed (`failure` required).
     Failed,
 }
 
@@ -254,6 +254,21 @@ pub struct PositionInput {
     pub longitude: f64,
 }
 
+/// Cash collected on a cash order's delivery.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CashCollectedInput {
+    /// What the driver took, in minor units of the order's currency; at most the amount due.
+    pub amount_minor: i64,
+    /// Why less than the amount due was collected (required then).
+    #[serde(default)]
+    pub shortfall_reason: Option<String>,
+}
+
+/// How far ahead of the server's clock a device's `recorded_at` may be (clock drift).
+pub const MAX_DEVICE_CLOCK_AHEAD_SECS: i64 = 5 * 60;
+
 /// `PATCH /api/v1/driver/deliveries/{id}/status`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -265,21 +280,19 @@ pub struct DeliveryStatusUpdateRequest {
     /// pickup.
     #[serde(default)]
     pub position: Option<PositionInput>,
-    /// The device's time of the report.
+    /// The device's time of the report (at most 5 minutes ahead of the server's clock).
     #[serde(default)]
     pub recorded_at: Option<DateTime<Utc>>,
-    /// Words: the text of an `other` failure, or why less cash than due was collected.
-    #[serde(default)]
-    pub note: Option<String>,
-    /// Cash collected on delivery, in minor units of the order's currency (cash orders).
-    #[serde(default)]
-    pub cash_collected_minor: Option<i64>,
-    /// For `failed`: `customer_unreachable`, `wrong_address`, `refused`, `damaged` or `other`.
-    #[serde(default)]
-    pub failure_reason: Option<String>,
-    /// For `delivered`: the proof photo's SHA-256 in hex (the upload may follow).
+    /// For `delivered`: the proof photo's SHA-256 in hex, uploaded for this delivery before;
+    /// without it the latest photo uploaded for the delivery is used.
     #[serde(default)]
     pub proof_sha256: Option<String>,
+    /// For `delivered` of a cash order: the cash collected.
+    #[serde(default)]
+    pub cash_collected: Option<CashCollectedInput>,
+    /// For `failed`: why.
+    #[serde(default)]
+    pub failure: Option<FailureReason>,
 }
 
 /// A parsed status update: the command and its evidence, for [`crate::delivery::apply`].
@@ -292,15 +305,30 @@ pub struct StatusUpdate {
 }
 
 impl DeliveryStatusUpdateRequest {
-    /// Parses every field; `currency` is the order's, for the cash amount.
+    /// Parses every field; `currency` is the order's, for the cash amount, and `now` the
+    /// server's clock, which a device's `recorded_at` may not be ahead of by more than
+    /// [`MAX_DEVICE_CLOCK_AHEAD_SECS`].
     ///
     /// # Errors
     /// The field errors.
-    pub fn parse(&self, currency: Currency) -> Result<StatusUpdate, FieldErrors> {
+    pub fn parse(
+        &self,
+        currency: Currency,
+        now: DateTime<Utc>,
+    ) -> Result<StatusUpdate, FieldErrors> {
         let mut e = FieldErrors::default();
         let position = self
             .position
             .and_then(|p| e.check("position", Coordinates::parse(p.latitude, p.longitude)));
+        if let Some(recorded_at) = self.recorded_at {
+            if recorded_at > now + chrono::Duration::seconds(MAX_DEVICE_CLOCK_AHEAD_SECS) {
+                e.push(
+                    "recorded_at",
+                    "in_future",
+                    "the device's time is more than 5 minutes ahead of the server's",
+                );
+            }
+        }
         let evidence = match (position, self.recorded_at) {
             (Some(position), Some(recorded_at)) => Some(Evidence {
                 position,
@@ -308,24 +336,17 @@ impl DeliveryStatusUpdateRequest {
             }),
             _ => None,
         };
-        let note = match self.note.as_deref().map(Reason::parse).transpose() {
-            Ok(note) => note,
-            Err(err) => {
-                e.push("note", err.code(), err.to_string());
-                None
-            }
-        };
-        if self.status != ReportedStatus::Failed && self.failure_reason.is_some() {
+        if self.status != ReportedStatus::Failed && self.failure.is_some() {
             e.push(
-                "failure_reason",
+                "failure",
                 "not_applicable",
                 "a failure reason goes with the failed status only",
             );
         }
         if self.status != ReportedStatus::Delivered {
-            if self.cash_collected_minor.is_some() {
+            if self.cash_collected.is_some() {
                 e.push(
-                    "cash_collected_minor",
+                    "cash_collected",
                     "not_applicable",
                     "cash is reported with the delivered status",
                 );
@@ -351,40 +372,38 @@ impl DeliveryStatusUpdateRequest {
                     }
                     None => None,
                 };
-                let cash = self.cash_collected_minor.map(|minor| CashCollected {
-                    amount: Money::new(minor, currency),
-                    shortfall_reason: note.clone(),
-                });
+                let cash = match &self.cash_collected {
+                    Some(cash) => {
+                        let reason = match cash.shortfall_reason.as_deref().map(Reason::parse) {
+                            Some(Ok(reason)) => Some(reason),
+                            Some(Err(err)) => {
+                                e.push(
+                                    "cash_collected.shortfall_reason",
+                                    err.code(),
+                                    err.to_string(),
+                                );
+                                None
+                            }
+                            None => None,
+                        };
+                        Some(CashCollected {
+                            amount: Money::new(cash.amount_minor, currency),
+                            shortfall_reason: reason,
+                        })
+                    }
+                    None => None,
+                };
                 Some(DeliveryCommand::Deliver { proof, cash })
             }
-            ReportedStatus::Failed => {
-                let reason = match self.failure_reason.as_deref() {
-                    Some("customer_unreachable") => Some(FailureReason::CustomerUnreachable),
-                    Some("wrong_address") => Some(FailureReason::WrongAddress),
-                    Some("refused") => Some(FailureReason::Refused),
-                    Some("damaged") => Some(FailureReason::Damaged),
-                    Some("other") => match &note {
-                        Some(text) => Some(FailureReason::Other { text: text.clone() }),
-                        None => {
-                            e.push("note", "required", "say what happened");
-                            None
-                        }
-                    },
-                    Some(_) => {
-                        e.push(
-                            "failure_reason",
-                            "invalid",
-                            "use customer_unreachable, wrong_address, refused, damaged or other",
-                        );
-                        None
-                    }
-                    None => {
-                        e.push("failure_reason", "required", "say why the delivery failed");
-                        None
-                    }
-                };
-                reason.map(|reason| DeliveryCommand::Fail { reason })
-            }
+            ReportedStatus::Failed => match &self.failure {
+                Some(reason) => Some(DeliveryCommand::Fail {
+                    reason: reason.clone(),
+                }),
+                None => {
+                    e.push("failure", "required", "say why the delivery failed");
+                    None
+                }
+            },
         };
         e.finish(|| {
             Some(StatusUpdate {
@@ -493,12 +512,182 @@ pub enum PayoutView {
     Driver(DriverPayoutView),
 }
 
+/// Whether a reported step changed the delivery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum StepOutcome {
+    /// The step moved the delivery (and the order, where it follows).
+    Applied,
+    /// The delivery was already past it or had ended: recorded, nothing changed.
+    Superseded,
+}
+
+impl StepOutcome {
+    /// Stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::Superseded => "superseded",
+        }
+    }
+
+    /// Parses the stored form.
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "applied" => Some(Self::Applied),
+            "superseded" => Some(Self::Superseded),
+            _ => None,
+        }
+    }
+}
+
+/// When a delivery reached each step (server times); `None` for steps not reached.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeliverySteps {
+    /// A driver took it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assigned_at: Option<DateTime<Utc>>,
+    /// The driver reached the store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrived_at_store_at: Option<DateTime<Utc>>,
+    /// The goods left the store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub picked_up_at: Option<DateTime<Utc>>,
+    /// The driver reached the customer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrived_at_customer_at: Option<DateTime<Utc>>,
+    /// Delivered or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The device's time of the hand-over (or failure), when it sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_recorded_at: Option<DateTime<Utc>>,
+}
+
+/// A proof photo of a delivery (`POST /api/v1/driver/deliveries/{id}/proof`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeliveryProofView {
+    /// The photo's SHA-256 in hex: send it as `proof_sha256` with `delivered`.
+    pub sha256: String,
+    /// `image/jpeg`, `image/png` or `image/webp`, judged from the bytes.
+    pub content_type: String,
+    /// Its size in bytes.
+    pub byte_size: u32,
+    /// When it was uploaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uploaded_at: Option<DateTime<Utc>>,
+}
+
+/// `POST /api/v1/driver/deliveries/{id}/proof` (`multipart/form-data`).
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UploadProofForm {
+    /// The photo: JPEG, PNG or WebP (judged from its bytes), at most 10 MiB.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Binary))]
+    pub photo: Vec<u8>,
+}
+
+/// The cash a driver collected on a delivery.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeliveryCashView {
+    /// What was due (the order's total).
+    pub due: Money,
+    /// What the driver took.
+    pub collected: Money,
+    /// `due − collected`.
+    pub shortfall: Money,
+    /// Why the rest is missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shortfall_reason: Option<String>,
+}
+
+/// One entry of a delivery's log: a step, a failure, a reassignment or a cancellation, applied
+/// or superseded.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeliveryEventView {
+    /// `arrive_at_store`, `pick_up`, `arrive_at_customer`, `deliver`, `fail`, `reassign` or
+    /// `cancel`.
+    pub command: String,
+    /// The status before.
+    pub from_status: String,
+    /// The status the step reached (`failed`, `reassigned`, `cancelled` for those commands).
+    pub to_status: String,
+    /// Applied or superseded.
+    pub outcome: StepOutcome,
+    /// A skipped step filled in by a later one.
+    pub filled_in: bool,
+    /// `driver`, `staff`, `system` or `admin`.
+    pub by: String,
+    /// The driver holding the delivery then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_id: Option<Uuid>,
+    /// Server time.
+    pub at: DateTime<Utc>,
+    /// The device's time, when sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded_at: Option<DateTime<Utc>>,
+    /// The device's position, when sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<Coordinates>,
+}
+
+/// A delivery as its driver (`GET /api/v1/driver/deliveries/{id}`, the status update's answer)
+/// and the business's staff (`GET /api/v1/business/deliveries/{id}`) see it. A driver sees only
+/// its own part of the log, proofs, cash and earnings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeliveryView {
+    /// The delivery.
+    pub delivery_id: Uuid,
+    /// Its order.
+    pub order_id: Uuid,
+    /// Where it is. A delivery that failed before pickup or was reassigned is `pending` again,
+    /// looking for another driver.
+    pub status: DispatchStatus,
+    /// The driver holding it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_id: Option<Uuid>,
+    /// When each step was reached.
+    pub steps: DeliverySteps,
+    /// Why it failed (after pickup).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<FailureReason>,
+    /// The proof photo the delivery was completed with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof_sha256: Option<String>,
+    /// The photos uploaded for it, oldest first.
+    pub proofs: Vec<DeliveryProofView>,
+    /// From the store to the drop-off, in metres, as paid (once delivered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trip_metres: Option<u32>,
+    /// The cash collected (cash orders, once delivered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cash: Option<DeliveryCashView>,
+    /// What the driver earned (once delivered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub earnings: Option<crate::earnings::DriverEarnings>,
+    /// The log, oldest first.
+    pub events: Vec<DeliveryEventView>,
+    /// For a status update: whether it changed anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<StepOutcome>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn eur() -> Currency {
         Currency::parse("EUR").expect("known")
+    }
+
+    fn now() -> DateTime<Utc> {
+        "2026-06-01T12:00:00Z".parse().expect("valid instant")
     }
 
     fn request(json: &str) -> DeliveryStatusUpdateRequest {
@@ -517,11 +706,12 @@ mod tests {
     fn a_delivery_with_cash_proof_and_evidence_parses() {
         let update = request(&format!(
             r#"{{"status":"delivered","position":{{"latitude":60.17,"longitude":24.94}},
-                "recorded_at":"2026-06-01T12:00:00Z","cash_collected_minor":2000,
-                "note":"customer had only 20 euros","proof_sha256":"{}"}}"#,
+                "recorded_at":"2026-06-01T12:00:00Z",
+                "cash_collected":{{"amount_minor":2000,"shortfall_reason":"customer had only 20 euros"}},
+                "proof_sha256":"{}"}}"#,
             "AB".repeat(32)
         ))
-        .parse(eur())
+        .parse(eur(), now())
         .expect("parses");
         let DeliveryCommand::Deliver { proof, cash } = update.command else {
             panic!("a delivery");
@@ -534,16 +724,30 @@ mod tests {
         // A position without a time is not evidence.
         let update =
             request(r#"{"status":"picked_up","position":{"latitude":60.17,"longitude":24.94}}"#)
-                .parse(eur())
+                .parse(eur(), now())
                 .expect("parses");
         assert_eq!(update.command, DeliveryCommand::PickUp);
         assert_eq!(update.evidence, None);
     }
 
     #[test]
+    fn device_times_may_run_a_little_ahead_but_not_more() {
+        let at = |t: &str| {
+            request(&format!(
+                r#"{{"status":"arrived_at_store","recorded_at":"{t}",
+                    "position":{{"latitude":60.17,"longitude":24.94}}}}"#
+            ))
+            .parse(eur(), now())
+        };
+        assert!(at("2026-06-01T12:05:00Z").is_ok());
+        let err = at("2026-06-01T12:05:01Z").expect_err("too far ahead");
+        assert_eq!(codes(&err), vec![("recorded_at", "in_future")]);
+    }
+
+    #[test]
     fn failures_need_a_known_reason() {
-        let update = request(r#"{"status":"failed","failure_reason":"refused"}"#)
-            .parse(eur())
+        let update = request(r#"{"status":"failed","failure":{"code":"refused"}}"#)
+            .parse(eur(), now())
             .expect("parses");
         assert_eq!(
             update.command,
@@ -551,36 +755,49 @@ mod tests {
                 reason: FailureReason::Refused
             }
         );
-        let err = request(r#"{"status":"failed","failure_reason":"other"}"#)
-            .parse(eur())
-            .expect_err("needs words");
-        assert_eq!(codes(&err), vec![("note", "required")]);
-        let err = request(r#"{"status":"failed","failure_reason":"bored"}"#)
-            .parse(eur())
-            .expect_err("unknown");
-        assert_eq!(codes(&err), vec![("failure_reason", "invalid")]);
+        let update =
+            request(r#"{"status":"failed","failure":{"code":"other","text":"flat tyre"}}"#)
+                .parse(eur(), now())
+                .expect("parses");
+        assert!(matches!(
+            update.command,
+            DeliveryCommand::Fail {
+                reason: FailureReason::Other { .. }
+            }
+        ));
+        let err = request(r#"{"status":"failed"}"#)
+            .parse(eur(), now())
+            .expect_err("needs a reason");
+        assert_eq!(codes(&err), vec![("failure", "required")]);
+        assert!(serde_json::from_str::<DeliveryStatusUpdateRequest>(
+            r#"{"status":"failed","failure":{"code":"other"}}"#
+        )
+        .is_err());
+        assert!(serde_json::from_str::<DeliveryStatusUpdateRequest>(
+            r#"{"status":"failed","failure":{"code":"bored"}}"#
+        )
+        .is_err());
     }
 
     #[test]
     fn every_misfit_is_reported_at_once() {
         let err = request(
             r#"{"status":"picked_up","position":{"latitude":91,"longitude":0},
-                "failure_reason":"refused","cash_collected_minor":5,"proof_sha256":"x"}"#,
+                "failure":{"code":"refused"},"cash_collected":{"amount_minor":5},"proof_sha256":"x"}"#,
         )
-        .parse(eur())
+        .parse(eur(), now())
         .expect_err("refused");
         let fields: Vec<&str> = codes(&err).into_iter().map(|(f, _)| f).collect();
         assert_eq!(
             fields,
-            vec![
-                "position",
-                "failure_reason",
-                "cash_collected_minor",
-                "proof_sha256"
-            ]
+            vec!["position", "failure", "cash_collected", "proof_sha256"]
         );
         assert!(serde_json::from_str::<DeliveryStatusUpdateRequest>(
             r#"{"status":"delivered","driver_id":"x"}"#
+        )
+        .is_err());
+        assert!(serde_json::from_str::<DeliveryStatusUpdateRequest>(
+            r#"{"status":"delivered","cash_collected":{"amount_minor":1,"tip":2}}"#
         )
         .is_err());
         assert!(serde_json::from_str::<OfferAnswerRequest>(r#"{"attempt":1,"x":2}"#).is_err());

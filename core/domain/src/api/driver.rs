@@ -14,6 +14,8 @@ use crate::driver::{
     self, BankAccount, Blocker, DocumentKind, DocumentStatus, DriverStatus, InsurancePolicy,
     LicenseNumber, Plate, Priority, Schedule, ScheduleError, VehicleType, Window,
 };
+use crate::earnings::{self, EarningsRules};
+use crate::money::{Currency, Money};
 use crate::value::TimeZoneName;
 
 /// A driver's profile, as the driver and platform admins see it.
@@ -578,6 +580,107 @@ impl UpdateDispatchSettingsRequest {
     }
 }
 
+/// The platform's pay rates for drivers in one currency
+/// (`GET /api/v1/admin/driver-rates`, `GET /api/v1/driver/rates`). A currency without rates pays
+/// drivers the delivery fee and the tip whole ([`crate::earnings::EarningsRules::pass_through`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DriverPayRatesView {
+    /// The currency the rates are in (ISO 4217).
+    pub currency: Currency,
+    /// Paid per kilometre beyond `included_metres`, in minor units.
+    pub per_km_minor: i64,
+    /// Metres the delivery fee already pays for.
+    pub included_metres: i64,
+    /// The platform's commission on the fees and the surge (never the tip), in basis points.
+    pub commission_bps: i64,
+    /// The surge multiplier in basis points (10 000 = ×1.0).
+    pub surge_bps: i64,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The largest rate per kilometre accepted, in minor units.
+pub const MAX_PER_KM_MINOR: i64 = 1_000_000;
+/// The largest included distance accepted, in metres.
+pub const MAX_INCLUDED_METRES: i64 = 100_000;
+
+/// `PUT /api/v1/admin/driver-rates/{currency}`: the currency's rates, replacing those on file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PutDriverPayRatesRequest {
+    /// Per kilometre beyond the included distance, 0 to 1,000,000 minor units.
+    pub per_km_minor: i64,
+    /// Metres the delivery fee pays for, 0 to 100,000.
+    pub included_metres: i64,
+    /// The platform's commission, 0 to 10,000 basis points.
+    pub commission_bps: i64,
+    /// The surge, 10,000 (×1.0) to 50,000 (×5.0) basis points.
+    pub surge_bps: i64,
+}
+
+/// Parsed driver pay rates: the earnings rules of one currency and its surge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DriverPayRates {
+    /// The rules [`crate::earnings::compute`] applies (their currency is the rates').
+    pub rules: EarningsRules,
+    /// The surge multiplier in basis points, within
+    /// [`earnings::NO_SURGE_BPS`]..=[`earnings::MAX_SURGE_BPS`].
+    pub surge_bps: i64,
+}
+
+impl PutDriverPayRatesRequest {
+    /// Parses the rates for `currency` (the path's code, which must be one the platform
+    /// supports; field `currency`).
+    ///
+    /// # Errors
+    /// Every field error at once: `currency` unknown, a value out of range.
+    pub fn parse(&self, currency: &str) -> Result<DriverPayRates, FieldErrors> {
+        let mut errors = FieldErrors::default();
+        let currency = match Currency::parse(currency) {
+            Ok(currency) => Some(currency),
+            Err(e) => {
+                errors.push("currency", "unknown_currency", e.to_string());
+                None
+            }
+        };
+        let mut range = |field: &str, value: i64, min: i64, max: i64| {
+            if !(min..=max).contains(&value) {
+                errors.push(
+                    field,
+                    "out_of_range",
+                    format!("{field} must be {min} to {max}, not {value}"),
+                );
+            }
+        };
+        range("per_km_minor", self.per_km_minor, 0, MAX_PER_KM_MINOR);
+        range(
+            "included_metres",
+            self.included_metres,
+            0,
+            MAX_INCLUDED_METRES,
+        );
+        range("commission_bps", self.commission_bps, 0, 10_000);
+        range(
+            "surge_bps",
+            self.surge_bps,
+            earnings::NO_SURGE_BPS,
+            earnings::MAX_SURGE_BPS,
+        );
+        errors.finish(|| {
+            Some(DriverPayRates {
+                rules: EarningsRules {
+                    per_km: Money::new(self.per_km_minor, currency?),
+                    included_metres: u32::try_from(self.included_metres).ok()?,
+                    commission_bps: self.commission_bps,
+                },
+                surge_bps: self.surge_bps,
+            })
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -646,6 +749,56 @@ mod tests {
         assert_eq!(
             parse(DocumentDecision::Rejected, Some(" blurry ")),
             Ok((DocumentStatus::Rejected, Some("blurry".into())))
+        );
+    }
+
+    #[test]
+    fn pay_rates_parse_within_the_tables_ranges() {
+        let req = |per_km, included, commission, surge| PutDriverPayRatesRequest {
+            per_km_minor: per_km,
+            included_metres: included,
+            commission_bps: commission,
+            surge_bps: surge,
+        };
+        let eur = Currency::parse("EUR").expect("known");
+        let rates = req(120, 2_000, 1_500, 12_500).parse("EUR").expect("valid");
+        assert_eq!(rates.rules.per_km, Money::new(120, eur));
+        assert_eq!(
+            (
+                rates.rules.included_metres,
+                rates.rules.commission_bps,
+                rates.surge_bps
+            ),
+            (2_000, 1_500, 12_500)
+        );
+        // The edges of every range are accepted.
+        assert!(req(0, 0, 0, 10_000).parse("JPY").is_ok());
+        assert!(req(MAX_PER_KM_MINOR, MAX_INCLUDED_METRES, 10_000, 50_000)
+            .parse("KWD")
+            .is_ok());
+        // Every problem at once, each under its field.
+        let errors = req(-1, 100_001, 10_001, 9_999)
+            .parse("eur")
+            .expect_err("invalid");
+        let fields: Vec<_> = errors
+            .0
+            .iter()
+            .map(|e| (e.field.as_str(), e.code.as_str()))
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                ("currency", "unknown_currency"),
+                ("per_km_minor", "out_of_range"),
+                ("included_metres", "out_of_range"),
+                ("commission_bps", "out_of_range"),
+                ("surge_bps", "out_of_range"),
+            ]
+        );
+        assert!(req(0, 0, 0, 50_001).parse("XXX").is_err());
+        assert_eq!(
+            req(0, 0, 0, 50_001).parse("EUR").expect_err("surge").0[0].field,
+            "surge_bps"
         );
     }
 }

@@ -15,6 +15,7 @@ pub mod location;
 pub mod media;
 pub mod order;
 pub mod payment;
+pub mod payout;
 pub mod problem;
 pub mod review;
 pub mod storefront;

@@ -363,6 +363,23 @@ pub struct TrackingView {
     /// The assigned courier's latest known position, once a driver holds the delivery.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub courier: Option<CourierView>,
+    /// The delivery's steps as they happened (courier assigned, at the store, picked up, at
+    /// the door, delivered …), oldest first; positions only while a driver holds the delivery.
+    #[serde(default)]
+    pub delivery_events: Vec<TrackingEventView>,
+}
+
+/// One step of an order's delivery on its tracking page.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TrackingEventView {
+    /// What happened ([`crate::delivery::TrackingKind`]'s stored form, e.g. `picked_up`).
+    pub kind: String,
+    /// When the server recorded it.
+    pub at: DateTime<Utc>,
+    /// Where the courier's device was, while the courier holds the delivery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<crate::value::Coordinates>,
 }
 
 /// Where the courier of an order was last seen. A position older than
