@@ -194,11 +194,8 @@ async fn the_driver_walks_the_steps_and_the_order_and_tracking_follow() {
     let list = assignments(&t, &ann_token).await;
     assert_eq!(list["assignments"][0]["status"], "arrived_at_store");
 
-    // The goods leave the store only once the order is ready.
-    report(&t, &ann_token, delivery, json!({"status": "picked_up"}))
-        .await
-        .expect_problem(StatusCode::CONFLICT, "invalid_transition");
-    staff_order(&t, &shop, order, json!({"type": "mark_ready"})).await;
+    // The courier takes the bag although nobody marked the order ready: the physical event
+    // wins, and the order's skipped statuses are filled in.
     let picked = report(&t, &ann_token, delivery, json!({"status": "picked_up"}))
         .await
         .expect(StatusCode::OK);
@@ -209,6 +206,18 @@ async fn the_driver_walks_the_steps_and_the_order_and_tracking_follow() {
         .await
         .expect(StatusCode::OK);
     assert_eq!(view["status"], "picked_up");
+    let filled: Vec<(&str, bool)> = view["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .skip(2)
+        .map(|h| (h["to"].as_str().unwrap(), h["filled_in"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        filled,
+        [("preparing", true), ("ready", true), ("picked_up", false)],
+        "{view}"
+    );
     assert!(view["courier"].is_object(), "{view}");
 
     report(

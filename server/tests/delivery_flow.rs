@@ -357,3 +357,104 @@ async fn an_order_is_offered_delivered_paid_and_tracked_end_to_end() {
     assert_eq!(to_business.len(), 1, "{transfers:?}");
     assert_eq!(to_business[0]["amount"].as_i64().unwrap(), net);
 }
+
+/// Two reports of the hand-over at once (a phone retrying while its first request is still
+/// running): one applies, the other is superseded, the driver is paid once and the order
+/// counts once for its customer.
+#[tokio::test]
+async fn concurrent_hand_over_reports_pay_once() {
+    let t = TestApp::new().await;
+    let shop = shop(&t, "flow-race").await;
+    let (_, token) = driver(&t, "Rui", (60.1701, 24.9401), Some((shop.business, 1))).await;
+    // A signed-in customer's order: completing it counts for the customer.
+    let customer = t
+        .send(
+            Method::POST,
+            "/api/v1/auth/customer/register",
+            None,
+            Some(
+                json!({"store": shop.subdomain, "email": "ann@example.test", "password": PASSWORD,
+                        "full_name": "Ann Customer"}),
+            ),
+        )
+        .await
+        .expect(StatusCode::CREATED)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let placed = t
+        .send_with(
+            Method::POST,
+            "/api/v1/orders",
+            Some(&customer),
+            Some(json!({
+                "items": [{"product_id": shop.product, "variant_id": shop.variant, "quantity": 1}],
+                "fulfilment": {"kind": "delivery", "address": {"address_line1": "Main Street 1",
+                    "city": "Helsinki", "country": "FI", "latitude": DROP_OFF.0, "longitude": DROP_OFF.1}},
+                "payment": {"method": "cash"},
+                "expected_total_minor": 1300,
+            })),
+            &[("Idempotency-Key", &Uuid::new_v4().to_string())],
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let order: Uuid = placed["id"].as_str().unwrap().parse().unwrap();
+    t.send(
+        Method::PATCH,
+        &format!("/api/v1/business/orders/{order}"),
+        Some(&shop.owner),
+        Some(json!({"type": "accept", "prep_time": 15})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let offer = only_offer(&assignments(&t, &token).await);
+    let delivery = answer(&t, &token, &offer, "accept")
+        .await
+        .expect(StatusCode::OK)["delivery_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    step(&t, &token, &delivery, json!({"status": "picked_up"}))
+        .await
+        .expect(StatusCode::OK);
+    let body = json!({"status": "delivered", "cash_collected": {"amount_minor": 1300}});
+    let (a, b) = tokio::join!(
+        step(&t, &token, &delivery, body.clone()),
+        step(&t, &token, &delivery, body.clone())
+    );
+    let mut outcomes = vec![
+        a.expect(StatusCode::OK)["outcome"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        b.expect(StatusCode::OK)["outcome"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    ];
+    outcomes.sort();
+    assert_eq!(outcomes, ["applied", "superseded"]);
+    let owner_pool = &t.db.pools.owner;
+    let (earnings, cash, delivered): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM driver_earnings WHERE order_id = $1), \
+                (SELECT count(*) FROM driver_cash WHERE order_id = $1), \
+                (SELECT count(*) FROM order_status_history WHERE order_id = $1 \
+                   AND to_status = 'delivered' AND outcome = 'applied')",
+    )
+    .bind(order)
+    .fetch_one(owner_pool)
+    .await
+    .unwrap();
+    assert_eq!((earnings, cash, delivered), (1, 1, 1));
+    let counted: (i64, i64) = sqlx::query_as(
+        "SELECT total_orders, total_spent_minor FROM customers WHERE email = 'ann@example.test'",
+    )
+    .fetch_one(owner_pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        counted,
+        (1, 1300),
+        "the delivered order counts for its customer once"
+    );
+}

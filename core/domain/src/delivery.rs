@@ -1103,7 +1103,8 @@ mod tests {
         .expect("applies");
         assert_eq!(t.status, OrderStatus::Delivered);
         assert!(t.changes.iter().rev().skip(1).all(|c| c.filled_in));
-        // A pickup reported before the store marked the order ready is the order's refusal.
+        // A pickup reported before the store marked the order ready wins: the courier has the
+        // bag, and the order's preparing and ready are filled in.
         let pickup = apply(
             &state(S::ArrivedAtStore),
             DeliveryCommand::PickUp,
@@ -1112,13 +1113,15 @@ mod tests {
             at(),
         )
         .expect("applies");
-        let refused = order_transition(
+        let picked = order_transition(
             &order(OrderStatus::Preparing, PaymentState::Unpaid),
             &pickup,
             at(),
         )
-        .expect("the order follows");
-        assert!(refused.is_err());
+        .expect("the order follows")
+        .expect("applies");
+        assert_eq!(picked.status, OrderStatus::PickedUp);
+        assert!(picked.changes[0].filled_in && !picked.changes[1].filled_in);
         let arrive = apply(
             &state(S::Assigned),
             DeliveryCommand::ArriveAtStore,

@@ -10,7 +10,10 @@
 //!
 //! - **A physical event with evidence wins.** A driver who reports a delivery with GPS and a
 //!   proof photo moves a confirmed, preparing or ready order straight to delivered; the skipped
-//!   statuses are filled in the recorded history, marked as filled in.
+//!   statuses are filled in the recorded history, marked as filled in. The goods leaving the
+//!   store is physical too: a pickup (by the courier, or staff handing a collection order
+//!   over) moves a confirmed or preparing order that nobody marked ready to picked up, the
+//!   same way.
 //! - **A late event is superseded, not an error.** An event whose status the order has already
 //!   passed (the business marks ready after the driver delivered, a second accept, a reject
 //!   after a cancel) is recorded with [`Outcome::Superseded`] and changes nothing.
@@ -909,9 +912,12 @@ pub fn apply(
             S::Confirmed | S::Preparing => (S::Ready, None),
             _ => return Ok(unchanged(Outcome::Superseded, Vec::new())),
         },
+        // The goods leaving the store is a physical event: a courier (or a collecting
+        // customer) holding the bag wins over a till nobody marked ready, whose skipped
+        // statuses are filled in.
         OrderEvent::PickUp => match status {
-            S::AwaitingPayment | S::Pending | S::Confirmed | S::Preparing => return Err(too_early),
-            S::Ready => (S::PickedUp, None),
+            S::AwaitingPayment | S::Pending => return Err(too_early),
+            S::Confirmed | S::Preparing | S::Ready => (S::PickedUp, None),
             _ => return Ok(unchanged(Outcome::Superseded, Vec::new())),
         },
         OrderEvent::Deliver { evidence } => match status {
@@ -1159,7 +1165,11 @@ mod tests {
             (BOTH,     S::Confirmed, E::StartPreparing, false, &[Staff],            S::Preparing),
             (BOTH,     S::Confirmed, E::MarkReady,      false, &[Staff],            S::Ready),
             (BOTH,     S::Preparing, E::MarkReady,      false, &[Staff],            S::Ready),
+            (PICKUP,   S::Confirmed, E::PickUp,         false, &[Staff],            S::PickedUp),
+            (PICKUP,   S::Preparing, E::PickUp,         false, &[Staff],            S::PickedUp),
             (PICKUP,   S::Ready,     E::PickUp,         false, &[Staff],            S::PickedUp),
+            (DELIVERY, S::Confirmed, E::PickUp,         false, &[Staff, Driver],    S::PickedUp),
+            (DELIVERY, S::Preparing, E::PickUp,         false, &[Staff, Driver],    S::PickedUp),
             (DELIVERY, S::Ready,     E::PickUp,         false, &[Staff, Driver],    S::PickedUp),
             (DELIVERY, S::PickedUp,  E::Deliver,        false, &[Driver],           S::Delivered),
             (DELIVERY, S::PickedUp,  E::Deliver,        true,  &[Driver],           S::Delivered),
@@ -1317,8 +1327,6 @@ mod tests {
             // Too early.
             (Delivery, S::Pending,   Captured,   E::StartPreparing, false, Staff,    "order_not_ready_for_event"),
             (Delivery, S::Pending,   Captured,   E::MarkReady,      false, Staff,    "order_not_ready_for_event"),
-            (Delivery, S::Preparing, Captured,   E::PickUp,         false, Driver,   "order_not_ready_for_event"),
-            (Pickup,   S::Confirmed, Captured,   E::PickUp,         false, Staff,    "order_not_ready_for_event"),
             (Delivery, S::Pending,   Captured,   E::Deliver,        true,  Driver,   "order_not_ready_for_event"),
             (Delivery, S::Ready,     Captured,   E::Refund,         false, Admin,    "order_not_ready_for_event"),
             (Delivery, S::PickedUp,  Captured,   E::Refund,         false, Staff,    "order_not_ready_for_event"),
