@@ -28,6 +28,7 @@ pub mod plan;
 pub mod pricing;
 pub mod retry;
 pub mod review;
+pub mod sync;
 pub mod throttle;
 pub mod value;
 

@@ -19,6 +19,7 @@ pub mod payout;
 pub mod problem;
 pub mod review;
 pub mod storefront;
+pub mod sync;
 
 use serde::{Deserialize, Deserializer};
 
