@@ -231,6 +231,7 @@ pub fn api_router() -> (Router<App>, utoipa::openapi::OpenApi) {
     let router = api::delivery::routes(router);
     let router = api::pay_rates::routes(router);
     let router = api::payouts::routes(router);
+    let router = api::sync::routes(router);
     router.split_for_parts()
 }
 

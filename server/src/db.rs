@@ -65,12 +65,26 @@ impl Db {
     /// # Errors
     /// `session_revoked`, `account_inactive`, `business_suspended`, or database errors.
     pub async fn begin_as(&self, claims: &Claims) -> Result<(Tx, Actor)> {
+        self.begin_as_with(claims, "BEGIN").await
+    }
+
+    /// Like [`Db::begin_as`], but a read-only `REPEATABLE READ` transaction: every statement
+    /// sees the same snapshot (a sync pull reads all its buckets at one point in time).
+    ///
+    /// # Errors
+    /// As [`Db::begin_as`].
+    pub async fn begin_snapshot_as(&self, claims: &Claims) -> Result<(Tx, Actor)> {
+        self.begin_as_with(claims, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .await
+    }
+
+    async fn begin_as_with(&self, claims: &Claims, begin: &'static str) -> Result<(Tx, Actor)> {
         if let Some(actor) = self.cached_actor(claims) {
             // Verified moments ago: open the transaction and set the principal in one round trip.
             // Every value is a typed id or a fixed kind name, so inlining them is safe.
             let (user, customer) = principal_ids(claims);
             let begin = format!(
-                "BEGIN; SELECT set_config('app.kind', '{}', true), set_config('app.user_id', '{}', true), \
+                "{begin}; SELECT set_config('app.kind', '{}', true), set_config('app.user_id', '{}', true), \
                  set_config('app.customer_id', '{}', true), set_config('app.business_id', '{}', true)",
                 claims.kind.as_str(),
                 user.map(|u| u.to_string()).unwrap_or_default(),
@@ -81,7 +95,7 @@ impl Db {
             let tx = self.pool.begin_with(begin).await?;
             return Ok((tx, actor));
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(begin).await?;
         let (user, customer) = principal_ids(claims);
         let row: Option<SessionRow> = sqlx::query_as(
             "SELECT session_version, account_active, business_active, permissions FROM app_begin($1, $2, $3, $4)",

@@ -486,16 +486,27 @@ pub async fn report(
     Ok(reported.view)
 }
 
-/// What [`report_in`] did, for the work after the commit.
-struct Reported {
-    view: DeliveryView,
+/// What [`report_in`] did, for the work after the commit ([`after_report`]).
+pub(crate) struct Reported {
+    pub(crate) view: DeliveryView,
     business: BusinessId,
     moved_order: bool,
     redispatch: bool,
 }
 
-/// The step itself, in the driver's transaction `tx`.
-async fn report_in(
+/// The work after a committed step: the order's payment effects and a new dispatch round.
+pub(crate) async fn after_report(app: &App, id: Uuid, reported: &Reported) {
+    if reported.moved_order {
+        orders::settle(app, reported.business, reported.view.order_id).await;
+    }
+    if reported.redispatch {
+        dispatch::advance(app, reported.business, id).await;
+    }
+}
+
+/// The step itself, in the driver's transaction `tx` (which it leaves set to the order
+/// system's principal for the business).
+pub(crate) async fn report_in(
     tx: &mut Tx,
     ctx: &Ctx,
     claims: &Claims,

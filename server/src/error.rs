@@ -100,6 +100,11 @@ impl Error {
         self.code
     }
 
+    /// The message safe to show to the caller.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
     /// The HTTP status for this error. Only the server knows HTTP.
     pub fn status(&self) -> StatusCode {
         status_of(self.code)

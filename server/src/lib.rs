@@ -32,6 +32,7 @@ pub mod serve;
 pub mod session;
 pub mod sessions;
 pub mod storage;
+pub mod sync;
 pub mod tenancy;
 
 pub use app::{app, App};

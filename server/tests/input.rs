@@ -180,7 +180,8 @@ struct BadBody {
     code: &'static str,
 }
 
-fn bad_bodies() -> Vec<BadBody> {
+/// Bad JSON bodies; the oversized one is `oversized_kib` KiB (above the route's body limit).
+fn bad_bodies(oversized_kib: usize) -> Vec<BadBody> {
     let json = "application/json";
     let bad = |what, content_type, bytes: &[u8], status, code| BadBody {
         what,
@@ -189,7 +190,7 @@ fn bad_bodies() -> Vec<BadBody> {
         status,
         code,
     };
-    let oversized = format!("{{\"zzz\": \"{}\"}}", "a".repeat(100 * 1024));
+    let oversized = format!("{{\"zzz\": \"{}\"}}", "a".repeat(oversized_kib * 1024));
     vec![
         bad(
             "malformed JSON",
@@ -220,7 +221,7 @@ fn bad_bodies() -> Vec<BadBody> {
             "unsupported_media_type",
         ),
         bad(
-            "a 100 KiB body",
+            "an oversized body (100 KiB; 2 MiB for a sync push)",
             json,
             oversized.as_bytes(),
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -293,8 +294,11 @@ fn probes(op: &Operation, tokens: &Tokens) -> Vec<Probe> {
     if op.has_body {
         let bodies = if op.multipart {
             bad_multipart_bodies()
+        } else if op.template == "/api/v1/sync/push" {
+            // A push carries up to 500 mutations: its limit is 1 MiB.
+            bad_bodies(2 * 1024)
         } else {
-            bad_bodies()
+            bad_bodies(100)
         };
         for bad in bodies {
             let request = request(

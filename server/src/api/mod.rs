@@ -22,6 +22,7 @@ pub mod payment_methods;
 pub mod payouts;
 pub mod reviews;
 pub mod storefront;
+pub mod sync;
 pub mod webhooks;
 
 use fleetfront_domain::permission::{can, Actor, Ask, Resource};

@@ -46,26 +46,9 @@ pub async fn accepted_order(t: &TestApp, shop: &Shop) -> Uuid {
 
 /// [`accepted_order`], with the guest's tracking token.
 pub async fn accepted_order_with_token(t: &TestApp, shop: &Shop) -> (Uuid, String) {
-    let body = json!({
-        "store": shop.subdomain,
-        "email": "guest@example.test",
-        "phone": "+358401234567",
-        "items": [{"product_id": shop.product, "variant_id": shop.variant, "quantity": 1}],
-        "fulfilment": {"kind": "delivery", "address": {"address_line1": "Main Street 1", "city": "Helsinki",
-            "country": "FI", "latitude": 60.175, "longitude": 24.94}},
-        "payment": {"method": "cash"},
-        "expected_total_minor": 1300,
-    });
-    let order = t
-        .send_with(
-            Method::POST,
-            "/api/v1/customers/guest-checkout",
-            None,
-            Some(body),
-            &[("Idempotency-Key", &Uuid::new_v4().to_string())],
-        )
-        .await
-        .expect(StatusCode::CREATED);
+    let fulfilment = json!({"kind": "delivery", "address": {"address_line1": "Main Street 1",
+        "city": "Helsinki", "country": "FI", "latitude": 60.175, "longitude": 24.94}});
+    let order = guest_order(t, shop, fulfilment, 1300).await;
     let id: Uuid = order["id"].as_str().unwrap().parse().unwrap();
     let token = order["tracking_token"].as_str().unwrap().to_owned();
     t.send(
@@ -77,6 +60,29 @@ pub async fn accepted_order_with_token(t: &TestApp, shop: &Shop) -> (Uuid, Strin
     .await
     .expect(StatusCode::OK);
     (id, token)
+}
+
+/// A guest's cash order of one unit of the shop's product, fulfilled as `fulfilment`, left
+/// pending; returns the checkout's answer (with `id` and `tracking_token`).
+pub async fn guest_order(t: &TestApp, shop: &Shop, fulfilment: Value, total: i64) -> Value {
+    let body = json!({
+        "store": shop.subdomain,
+        "email": "guest@example.test",
+        "phone": "+358401234567",
+        "items": [{"product_id": shop.product, "variant_id": shop.variant, "quantity": 1}],
+        "fulfilment": fulfilment,
+        "payment": {"method": "cash"},
+        "expected_total_minor": total,
+    });
+    t.send_with(
+        Method::POST,
+        "/api/v1/customers/guest-checkout",
+        None,
+        Some(body),
+        &[("Idempotency-Key", &Uuid::new_v4().to_string())],
+    )
+    .await
+    .expect(StatusCode::CREATED)
 }
 
 /// An approved, online driver at (lat, lon), dedicated to `business` with `priority` if given;
