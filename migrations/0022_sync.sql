@@ -70,15 +70,18 @@ DECLARE
     v_found boolean;
     v_ver   bigint;
     v_sum   bigint;
+    v_bucket_sum bigint;
 BEGIN
     SELECT * INTO v_old FROM sync_rows WHERE bucket = p_bucket AND kind = p_kind AND id = p_id;
     v_found := FOUND;
     IF (NOT v_found AND p_data IS NULL) OR (v_found AND v_old.data IS NOT DISTINCT FROM p_data) THEN
         RETURN;
     END IF;
-    INSERT INTO sync_buckets AS b (bucket, version) VALUES (p_bucket, 1)
-        ON CONFLICT (bucket) DO UPDATE SET version = b.version + 1
-        RETURNING version INTO v_ver;
+    -- Lock the bucket (made on first use), then write its row once: a hot counter row gets one
+    -- new tuple version per publish, not two.
+    INSERT INTO sync_buckets (bucket) VALUES (p_bucket) ON CONFLICT (bucket) DO NOTHING;
+    SELECT version + 1, checksum INTO v_ver, v_bucket_sum FROM sync_buckets
+     WHERE bucket = p_bucket FOR UPDATE;
     -- Read again under the bucket lock: a writer that committed meanwhile may have changed it.
     SELECT * INTO v_old FROM sync_rows WHERE bucket = p_bucket AND kind = p_kind AND id = p_id;
     v_found := FOUND;
@@ -88,7 +91,8 @@ BEGIN
         ON CONFLICT (bucket, kind, id) DO UPDATE
         SET version = EXCLUDED.version, data = EXCLUDED.data, row_checksum = EXCLUDED.row_checksum;
     UPDATE sync_buckets
-       SET checksum = ((checksum - CASE WHEN v_found THEN v_old.row_checksum ELSE 0 END + v_sum)
+       SET version = v_ver,
+           checksum = ((v_bucket_sum - CASE WHEN v_found THEN v_old.row_checksum ELSE 0 END + v_sum)
                        % 4294967296 + 4294967296) % 4294967296
      WHERE bucket = p_bucket;
 END $$;
@@ -175,8 +179,16 @@ BEGIN
     RETURN NULL;
 END $$;
 REVOKE ALL ON FUNCTION sync_product_variants() FROM PUBLIC;
-CREATE TRIGGER sync_product_variants AFTER INSERT OR UPDATE OR DELETE ON product_variants
+-- A stock change (every sale) leaves the published columns alone: the WHEN clause, checked
+-- without calling the function, skips it.
+CREATE TRIGGER sync_product_variants AFTER INSERT OR DELETE ON product_variants
     FOR EACH ROW EXECUTE FUNCTION sync_product_variants();
+CREATE TRIGGER sync_product_variants_update AFTER UPDATE ON product_variants
+    FOR EACH ROW WHEN ((OLD.product_id, OLD.name, OLD.sku, OLD.price_adjustment_minor, OLD.options,
+                        OLD.display_order)
+                       IS DISTINCT FROM (NEW.product_id, NEW.name, NEW.sku, NEW.price_adjustment_minor,
+                                         NEW.options, NEW.display_order))
+    EXECUTE FUNCTION sync_product_variants();
 
 CREATE FUNCTION sync_product_categories() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
@@ -254,39 +266,51 @@ BEGIN
             RETURN NULL;
         END IF;
         PERFORM sync_publish_order(NEW.business_id, NEW.id, NEW.customer_id, OLD.customer_id);
-    ELSIF TG_OP = 'INSERT' THEN
-        PERFORM sync_publish_order(NEW.business_id, NEW.id, NEW.customer_id, NULL);
     ELSE
         PERFORM sync_publish_order(OLD.business_id, OLD.id, NULL, OLD.customer_id);
     END IF;
     RETURN NULL;
 END $$;
 REVOKE ALL ON FUNCTION sync_orders() FROM PUBLIC;
-CREATE TRIGGER sync_orders AFTER INSERT OR UPDATE OR DELETE ON orders
+-- A new order is published by the insert of its lines (every order has lines, written in
+-- its transaction right after it), so checkout publishes it once.
+CREATE TRIGGER sync_orders AFTER UPDATE OR DELETE ON orders
     FOR EACH ROW EXECUTE FUNCTION sync_orders();
 
--- A line change republishes its order (lines are written with the order, in its transaction).
+-- A line change republishes its order (lines are written with the order, in its transaction),
+-- once per statement and order however many lines the statement wrote: checkout inserts all
+-- its lines in one statement, so an order is published twice (its row, then its lines), not
+-- once per line. Transition tables need one trigger per event.
 CREATE FUNCTION sync_order_items() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
-DECLARE
-    v_business uuid;
-    v_order    uuid;
-    v_customer uuid;
 BEGIN
-    IF TG_OP = 'DELETE' THEN
-        v_business := OLD.business_id; v_order := OLD.order_id;
+    IF TG_OP = 'INSERT' THEN
+        PERFORM sync_publish_order(o.business_id, o.id, o.customer_id, NULL)
+           FROM (SELECT DISTINCT business_id, order_id FROM new_lines) k
+           JOIN orders o ON o.business_id = k.business_id AND o.id = k.order_id
+          ORDER BY o.business_id, o.id;
+    ELSIF TG_OP = 'UPDATE' THEN
+        PERFORM sync_publish_order(o.business_id, o.id, o.customer_id, NULL)
+           FROM (SELECT business_id, order_id FROM new_lines
+                  UNION SELECT business_id, order_id FROM old_lines) k
+           JOIN orders o ON o.business_id = k.business_id AND o.id = k.order_id
+          ORDER BY o.business_id, o.id;
     ELSE
-        v_business := NEW.business_id; v_order := NEW.order_id;
-    END IF;
-    SELECT customer_id INTO v_customer FROM orders WHERE business_id = v_business AND id = v_order;
-    IF FOUND THEN
-        PERFORM sync_publish_order(v_business, v_order, v_customer, NULL);
+        PERFORM sync_publish_order(o.business_id, o.id, o.customer_id, NULL)
+           FROM (SELECT DISTINCT business_id, order_id FROM old_lines) k
+           JOIN orders o ON o.business_id = k.business_id AND o.id = k.order_id
+          ORDER BY o.business_id, o.id;
     END IF;
     RETURN NULL;
 END $$;
 REVOKE ALL ON FUNCTION sync_order_items() FROM PUBLIC;
-CREATE TRIGGER sync_order_items AFTER INSERT OR UPDATE OR DELETE ON order_items
-    FOR EACH ROW EXECUTE FUNCTION sync_order_items();
+CREATE TRIGGER sync_order_items_insert AFTER INSERT ON order_items
+    REFERENCING NEW TABLE AS new_lines FOR EACH STATEMENT EXECUTE FUNCTION sync_order_items();
+CREATE TRIGGER sync_order_items_update AFTER UPDATE ON order_items
+    REFERENCING OLD TABLE AS old_lines NEW TABLE AS new_lines
+    FOR EACH STATEMENT EXECUTE FUNCTION sync_order_items();
+CREATE TRIGGER sync_order_items_delete AFTER DELETE ON order_items
+    REFERENCING OLD TABLE AS old_lines FOR EACH STATEMENT EXECUTE FUNCTION sync_order_items();
 
 -- Drivers -----------------------------------------------------------------------------------------
 
