@@ -795,7 +795,7 @@ mod tests {
                 ("surge_bps", "out_of_range"),
             ]
         );
-        assert!(req(0, 0, 0, 50_001).parse("XXX").is_err());
+        assert!(req(0, 0, 0, 50_001).parse("QQQ").is_err());
         assert_eq!(
             req(0, 0, 0, 50_001).parse("EUR").expect_err("surge").0[0].field,
             "surge_bps"
