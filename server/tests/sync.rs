@@ -982,3 +982,64 @@ async fn a_concurrent_double_push_applies_once() {
         history(&t, control, "mark_ready").await
     );
 }
+
+/// Offers answered from the outbox follow the endpoints' rules: a decline offers the order to
+/// the next driver, an accept takes the delivery, and answering an offer no longer open is
+/// rejected without blocking the queue.
+#[tokio::test]
+async fn drivers_answer_offers_from_the_outbox() {
+    let t = TestApp::new().await;
+    let shop = shop(&t, "syncoffers").await;
+    let (_, ann_token) = driver(&t, "Ann", (60.171, 24.94), Some((shop.business, 1))).await;
+    let (ben, ben_token) = driver(&t, "Ben", (60.175, 24.94), Some((shop.business, 1))).await;
+    accepted_order(&t, &shop).await;
+    let first = fleet::only_offer(&fleet::assignments(&t, &ann_token).await);
+    let anns = Uuid::now_v7();
+    let declined = push(
+        &t,
+        &ann_token,
+        anns,
+        &[mutation(1, "offer.decline@1", json!({"offer_id": first}))],
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert_eq!(
+        declined["results"][0]["status"],
+        json!("applied"),
+        "{declined}"
+    );
+    let second = fleet::only_offer(&fleet::assignments(&t, &ben_token).await);
+    let accept = |seq, offer: &str| mutation(seq, "offer.accept@1", json!({"offer_id": offer}));
+    // Staff may not answer a driver's offer.
+    let refused = push(&t, &shop.owner, Uuid::now_v7(), &[accept(1, &second)])
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(refused["results"][0]["code"], json!("forbidden"));
+    let taken = push(&t, &ben_token, Uuid::now_v7(), &[accept(1, &second)])
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(taken["results"][0]["status"], json!("applied"), "{taken}");
+    let held = fleet::assignments(&t, &ben_token).await;
+    assert_eq!(
+        held["assignments"][0]["delivery_id"], taken["results"][0]["output"]["delivery_id"],
+        "{held}"
+    );
+    assert_eq!(held["assignments"][0]["driver_id"], json!(ben));
+    // Ann changes her mind offline: her accept of the offer she declined is rejected, and the
+    // mutation after it still applies.
+    let late = push(
+        &t,
+        &ann_token,
+        anns,
+        &[
+            accept(2, &first),
+            mutation(3, "offer.decline@1", json!({"offer_id": Uuid::now_v7()})),
+        ],
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert_eq!(late["results"][0]["status"], json!("rejected"), "{late}");
+    assert_eq!(late["results"][0]["code"], json!("conflict"), "{late}");
+    assert_eq!(late["results"][1]["code"], json!("not_found"), "{late}");
+    assert_eq!(late["last_seq"], json!(3));
+}

@@ -280,8 +280,9 @@ fn estimate(f: &DeliveryFacts, trip_metres: u32) -> Result<Money> {
         .net)
 }
 
-/// A driver's offer as stored.
-type OfferRow = (
+/// A driver's offer as stored: business, delivery, attempt, status, offered at, expires at,
+/// reason.
+pub(crate) type OfferRow = (
     Uuid,
     Uuid,
     i32,
@@ -399,7 +400,7 @@ async fn settle_answer(tx: Tx, answer: Result<OfferRow>) -> Result<OfferRow> {
 }
 
 /// The accept itself, under the delivery's lock: the domain rule, then the atomic update.
-async fn take_offer(
+pub(crate) async fn take_offer(
     tx: &mut Tx,
     ctx: &Ctx,
     claims: &Claims,
@@ -495,7 +496,7 @@ async fn accept_offer(
 
 /// The decline itself, under the delivery's lock; a decline after the expiry is recorded as the
 /// timeout it is.
-async fn refuse_offer(
+pub(crate) async fn refuse_offer(
     tx: &mut Tx,
     ctx: &Ctx,
     claims: &Claims,

@@ -34,11 +34,13 @@ use crate::error::{Error, Result};
 use crate::{delivery, orders};
 
 /// The mutations this server applies, as `name@version`.
-pub const KNOWN: [&str; 4] = [
+pub const KNOWN: [&str; 6] = [
     "order.accept@1",
     "order.mark_ready@1",
     "order.cancel@1",
     "delivery.step@1",
+    "offer.accept@1",
+    "offer.decline@1",
 ];
 
 /// The rejection code of a `name@version` this server does not know (an app newer than the
@@ -171,6 +173,8 @@ enum After {
         dispatch: bool,
     },
     Delivery(Uuid, Box<delivery::Reported>),
+    /// A declined offer: offer the delivery to the next driver.
+    NextOffer(BusinessId, Uuid),
 }
 
 /// One mutation in its own transaction; `None` at a gap.
@@ -316,6 +320,9 @@ async fn one(
             }
         }
         After::Delivery(id, reported) => delivery::after_report(app, id, &reported).await,
+        After::NextOffer(business, delivery) => {
+            crate::dispatch::advance(app, business, delivery).await;
+        }
     }
     Ok(Some(result))
 }
@@ -360,6 +367,34 @@ async fn apply(
             let reported = delivery::report_in(tx, ctx, claims, id, &req, now).await?;
             let output = serde_json::to_value(&reported.view).map_err(Error::unexpected)?;
             Ok((output, After::Delivery(id, Box::new(reported))))
+        }
+        "offer.accept@1" | "offer.decline@1" => {
+            if claims.kind != AccountKind::Driver {
+                return Err(Error::forbidden("offers are answered by drivers"));
+            }
+            let (id, rest) = take_id(&m.args, "offer_id")?;
+            if !rest.is_empty() {
+                return Err(Error::field("args", "invalid", "only offer_id is expected"));
+            }
+            let driver = fleetfront_domain::UserId(claims.sub);
+            if m.name == "offer.accept@1" {
+                // The same rules as `POST /api/v1/driver/assignments/{id}/accept`: only an open
+                // offer strictly before its expiry (the server's clock, not the device's).
+                let offer =
+                    crate::api::dispatch::take_offer(tx, ctx, claims, driver, id, now, None)
+                        .await?;
+                Ok((
+                    json!({"delivery_id": offer.1, "status": "accepted"}),
+                    After::Nothing,
+                ))
+            } else {
+                let offer =
+                    crate::api::dispatch::refuse_offer(tx, ctx, claims, driver, id, now).await?;
+                Ok((
+                    json!({"delivery_id": offer.1, "status": "declined"}),
+                    After::NextOffer(BusinessId(offer.0), offer.1),
+                ))
+            }
         }
         _ => Err(Error::new(
             ErrorCode::ValidationFailed,
