@@ -6,7 +6,7 @@
 //! transaction: it increments the bucket's version under the bucket's row lock, so versions
 //! commit in order and without gaps, and a pull reading one snapshot never skips a row. The
 //! runtime role may only read the sync tables, and a policy shows it only its principal's
-//! buckets (`app_sync_buckets()`, the SQL twin of [`readable_buckets`]).
+//! buckets (`app_sync_buckets()`, the SQL twin of `fleetfront_domain::sync::readable_buckets`).
 //!
 //! Push (the mutation log) is in [`push`].
 
@@ -15,7 +15,6 @@ pub mod push;
 use std::collections::HashMap;
 
 use fleetfront_domain::api::sync::{BucketPage, PullResponse, SyncRow};
-use fleetfront_domain::permission::Actor;
 use fleetfront_domain::sync::{Bucket, CursorError};
 
 use crate::db::Tx;
@@ -25,21 +24,6 @@ use crate::error::{Error, Result};
 pub const DEFAULT_PULL_LIMIT: u32 = 1000;
 /// The most rows one pull may ask for.
 pub const MAX_PULL_LIMIT: u32 = 5000;
-
-/// The buckets `actor` may read: staff their business's catalog and operations, a customer its
-/// store's catalog and its own orders, a driver its own work; admins none yet.
-pub fn readable_buckets(actor: &Actor) -> Vec<Bucket> {
-    match actor {
-        Actor::Staff { business, .. } => {
-            vec![Bucket::catalog(business.0), Bucket::business(business.0)]
-        }
-        Actor::Customer { customer, business } => {
-            vec![Bucket::catalog(business.0), Bucket::customer(customer.0)]
-        }
-        Actor::Driver { user } => vec![Bucket::driver(user.0)],
-        _ => Vec::new(),
-    }
-}
 
 /// A parsed pull request: the cursors and the row budget.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -31,6 +31,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::permission::Actor;
+
 /// The kinds of bucket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -103,6 +105,23 @@ impl Bucket {
 impl fmt::Display for Bucket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.kind.prefix(), self.owner)
+    }
+}
+
+/// The buckets `actor` may read: staff their business's catalog and operations, a customer its
+/// store's catalog and its own orders, a driver its own work; admins none yet. The server
+/// answers pulls for exactly these (its SQL twin `app_sync_buckets()` scopes the rows), and a
+/// client knows from it which buckets to expect.
+pub fn readable_buckets(actor: &Actor) -> Vec<Bucket> {
+    match actor {
+        Actor::Staff { business, .. } => {
+            vec![Bucket::catalog(business.0), Bucket::business(business.0)]
+        }
+        Actor::Customer { customer, business } => {
+            vec![Bucket::catalog(business.0), Bucket::customer(customer.0)]
+        }
+        Actor::Driver { user } => vec![Bucket::driver(user.0)],
+        _ => Vec::new(),
     }
 }
 
@@ -337,6 +356,38 @@ mod tests {
                 [d[0], d[1], d[2], d[3]]
             })
         );
+    }
+
+    #[test]
+    fn each_principal_reads_its_own_buckets() {
+        use crate::id::{BusinessId, CustomerId, UserId};
+        let shop = BusinessId(Uuid::from_u128(1));
+        let person = Uuid::from_u128(2);
+        assert_eq!(
+            readable_buckets(&Actor::Staff {
+                user: UserId(person),
+                business: shop,
+                permissions: Default::default(),
+            }),
+            [Bucket::catalog(shop.0), Bucket::business(shop.0)]
+        );
+        assert_eq!(
+            readable_buckets(&Actor::Customer {
+                customer: CustomerId(person),
+                business: shop,
+            }),
+            [Bucket::catalog(shop.0), Bucket::customer(person)]
+        );
+        assert_eq!(
+            readable_buckets(&Actor::Driver {
+                user: UserId(person)
+            }),
+            [Bucket::driver(person)]
+        );
+        assert!(readable_buckets(&Actor::Admin {
+            user: UserId(person)
+        })
+        .is_empty());
     }
 
     #[test]

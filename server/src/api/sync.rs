@@ -46,7 +46,7 @@ async fn pull(
 ) -> Result<Json<PullResponse>> {
     let req = Pull::parse(query.cursors.as_deref(), query.limit)?;
     let (mut tx, actor) = app.db.begin_snapshot_as(&auth.0).await?;
-    let readable = sync::readable_buckets(&actor);
+    let readable = fleetfront_domain::sync::readable_buckets(&actor);
     let answer = sync::pull(&mut tx, &readable, &req).await?;
     tx.commit().await?;
     Ok(Json(answer))
