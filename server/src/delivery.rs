@@ -326,18 +326,6 @@ async fn release(tx: &mut Tx, business: BusinessId, id: Uuid, now: DateTime<Utc>
     Ok(())
 }
 
-async fn enqueue_email(tx: &mut Tx, business: BusinessId, payload: Value) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO outbox_messages (business_id, id, topic, payload) VALUES ($1, $2, 'email', $3)",
-    )
-    .bind(business.0)
-    .bind(new_id())
-    .bind(payload)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 /// Emails the business's contact that a delivery failed.
 async fn notify_business(
     tx: &mut Tx,
@@ -359,7 +347,7 @@ async fn notify_business(
         FailureReason::Other { text } => Some(text.as_str()),
         _ => None,
     };
-    enqueue_email(
+    crate::notify::enqueue_email(
         tx,
         business,
         json!({
@@ -392,7 +380,7 @@ pub async fn notify_driver(
         tracing::warn!(%order, %driver, "the driver's address is not visible; not notified");
         return Ok(());
     };
-    enqueue_email(
+    crate::notify::enqueue_email(
         tx,
         business,
         json!({"template": template, "to": to, "order_id": order}),

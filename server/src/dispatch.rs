@@ -442,15 +442,12 @@ async fn notify_unassigned(tx: &mut Tx, business: BusinessId, order: Uuid) -> Re
         tracing::warn!(%order, "no business contact for an unassigned delivery");
         return Ok(());
     };
-    sqlx::query(
-        "INSERT INTO outbox_messages (business_id, id, topic, payload) VALUES ($1, $2, 'email', $3)",
+    crate::notify::enqueue_email(
+        tx,
+        business,
+        json!({"template": "dispatch_unassigned", "to": to, "order_id": order}),
     )
-    .bind(business.0)
-    .bind(new_id())
-    .bind(json!({"template": "dispatch_unassigned", "to": to, "order_id": order}))
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    .await
 }
 
 /// The ranked candidates for an order of `business`: the nearest online, approved drivers

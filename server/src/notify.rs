@@ -20,8 +20,30 @@ use serde_json::Value;
 use sqlx::postgres::PgListener;
 use uuid::Uuid;
 
-use crate::db::{set_principal, Db};
+use crate::db::{new_id, set_principal, Db, Tx};
 use crate::error::Result;
+
+/// Queues an email for `business` in the outbox, inside `tx`: it is sent only if the change
+/// that caused it commits. `payload` names the template, the recipient (`to`) and the
+/// template's values (see [`render`]).
+///
+/// # Errors
+/// Database errors.
+pub async fn enqueue_email(
+    tx: &mut Tx,
+    business: fleetfront_domain::BusinessId,
+    payload: Value,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO outbox_messages (business_id, id, topic, payload) VALUES ($1, $2, 'email', $3)",
+    )
+    .bind(business.0)
+    .bind(new_id())
+    .bind(payload)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
 
 /// A boxed, sendable future: keeps the provider traits object-safe without a macro crate.
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;

@@ -1347,16 +1347,6 @@ async fn drop_held_email(tx: &mut Tx, business: BusinessId, order_id: Uuid) -> R
     Ok(())
 }
 
-async fn enqueue_email(tx: &mut Tx, business: BusinessId, payload: Value) -> Result<()> {
-    sqlx::query("INSERT INTO outbox_messages (business_id, id, topic, payload) VALUES ($1, $2, 'email', $3)")
-        .bind(business.0)
-        .bind(new_id())
-        .bind(payload)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
 // Reading orders ---------------------------------------------------------------------------------
 
 /// An order row as stored.
@@ -1833,7 +1823,7 @@ pub async fn transition(
             .last()
             .and_then(|c| c.reason.as_ref())
             .map(|r| r.as_str().to_owned());
-        enqueue_email(
+        crate::notify::enqueue_email(
             tx,
             business,
             json!({
@@ -1909,7 +1899,7 @@ async fn notify_cancellation_request(
         OrderEvent::Cancel { reason } => Some(reason.as_str()),
         _ => None,
     };
-    enqueue_email(
+    crate::notify::enqueue_email(
         tx,
         BusinessId(row.business_id),
         json!({

@@ -323,12 +323,7 @@ pub async fn onboard(tx: &mut Tx, app: &App, req: &Onboarding) -> Result<Onboard
         "password_setup_token": setup_token,
         "trial_ends_at": end,
     });
-    sqlx::query("INSERT INTO outbox_messages (business_id, id, topic, payload) VALUES ($1, $2, 'email', $3)")
-        .bind(business.0)
-        .bind(new_id())
-        .bind(payload)
-        .execute(&mut **tx)
-        .await?;
+    crate::notify::enqueue_email(tx, business, payload).await?;
     Ok(Onboarded {
         business,
         owner,

@@ -350,10 +350,12 @@ async fn add_staff(
             "this person is already on the team",
         ));
     }
-    sqlx::query("INSERT INTO outbox_messages (business_id, id, topic, payload) VALUES ($1, $2, 'email', $3)")
-        .bind(business.0).bind(new_id())
-        .bind(serde_json::json!({"template": "staff_invitation", "to": new.email.as_str(), "role": role.key, "password_setup_token": setup_token}))
-        .execute(&mut *tx).await?;
+    crate::notify::enqueue_email(
+        &mut tx,
+        business,
+        serde_json::json!({"template": "staff_invitation", "to": new.email.as_str(), "role": role.key, "password_setup_token": setup_token}),
+    )
+    .await?;
     audit::record(
         &mut tx,
         &ctx,
