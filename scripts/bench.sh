@@ -5,10 +5,13 @@
 # measures each scenario and prints throughput, p50/p99/p999 latency, errors by status and the
 # server's and PostgreSQL's CPU per operation.
 #
-# Usage: scripts/bench.sh [--scenario read write listing cart order flash locations nearest]
+# Usage: scripts/bench.sh [--scenario read write listing cart order flash locations nearest
+#                                      dispatch sync sync-local]
 #                         [--connections N] [--rate R] [--seconds S] [any other fleetfront-bench option]
 # Without --scenario every scenario runs except `locations` (it registers --drivers driver
-# accounts first) and `nearest` (in process, with Redis GEOSEARCH for comparison). The server
+# accounts first), `nearest` (in process, with Redis GEOSEARCH for comparison), and the sync
+# suite (`sync` against the server through fleetfront-core, `sync-local` on a client store
+# alone), which run only when named. The server
 # (and with it its private PostgreSQL) is stopped and the temporary folder removed on exit, also
 # when something fails.
 set -euo pipefail

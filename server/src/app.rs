@@ -232,6 +232,7 @@ pub fn api_router() -> (Router<App>, utoipa::openapi::OpenApi) {
     let router = api::pay_rates::routes(router);
     let router = api::payouts::routes(router);
     let router = api::sync::routes(router);
+    let router = api::uploads::routes(router);
     router.split_for_parts()
 }
 

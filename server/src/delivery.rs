@@ -18,7 +18,7 @@
 use chrono::{DateTime, Utc};
 use fleetfront_domain::api::delivery::{
     DeliveryCashView, DeliveryEventView, DeliveryProofView, DeliveryStatusUpdateRequest,
-    DeliverySteps, DeliveryView, DispatchStatus, StepOutcome,
+    DeliverySteps, DeliveryView, DispatchStatus, ProofStatus, StepOutcome,
 };
 use fleetfront_domain::api::order::TrackingEventView;
 use fleetfront_domain::auth::Claims;
@@ -166,40 +166,32 @@ async fn lock_held(tx: &mut Tx, driver: UserId, id: Uuid) -> Result<Held> {
     })
 }
 
-/// Fills in the proof of a `deliver` command: a named photo must have been uploaded for this
-/// delivery; without one, the latest photo uploaded for it is used.
+/// Fills in the proof of a `deliver` command: without a named photo, the latest photo uploaded
+/// for the delivery is used. A named photo not uploaded yet is kept as the proof all the same
+/// (the report is not held back by its upload, `../shared/design.md` section 4): the delivery
+/// records its hash, and [`view`] shows the proof `pending` until the photo's upload completes
+/// and attaches it ([`crate::uploads`]).
 async fn with_proof(
     tx: &mut Tx,
     business: BusinessId,
     id: Uuid,
     command: DeliveryCommand,
 ) -> Result<DeliveryCommand> {
-    let DeliveryCommand::Deliver { proof, cash } = command else {
+    let DeliveryCommand::Deliver { proof: None, cash } = command else {
         return Ok(command);
     };
     let stored: Option<String> = sqlx::query_scalar(
         "SELECT sha256 FROM delivery_proofs WHERE business_id = $1 AND delivery_id = $2 \
-            AND ($3::text IS NULL OR sha256 = $3) ORDER BY created_at DESC, sha256 LIMIT 1",
+          ORDER BY created_at DESC, sha256 LIMIT 1",
     )
     .bind(business.0)
     .bind(id)
-    .bind(proof.as_ref().map(PhotoDigest::as_str))
     .fetch_optional(&mut **tx)
     .await?;
-    let proof = match (proof, stored) {
-        (Some(named), Some(_)) => Some(named),
-        (Some(_), None) => {
-            return Err(Error::field(
-                "proof_sha256",
-                "unknown_proof",
-                "upload this photo for the delivery first",
-            ))
-        }
-        (None, stored) => stored
-            .map(|s| PhotoDigest::parse(&s))
-            .transpose()
-            .map_err(Error::unexpected)?,
-    };
+    let proof = stored
+        .map(|s| PhotoDigest::parse(&s))
+        .transpose()
+        .map_err(Error::unexpected)?;
     Ok(DeliveryCommand::Deliver { proof, cash })
 }
 
@@ -621,6 +613,7 @@ pub(crate) async fn report_in(
                 proof: proof.as_ref(),
                 failure: failure.as_ref(),
                 now,
+                device_time: update.evidence.map(|e| e.recorded_at).or(req.recorded_at),
             },
             &step,
         )
@@ -725,6 +718,9 @@ struct StepWrite<'a> {
     proof: Option<&'a PhotoDigest>,
     failure: Option<&'a FailureReason>,
     now: DateTime<Utc>,
+    /// When it happened by the device's clock (its evidence's time, or the report's
+    /// `recorded_at` — the action time of a step queued offline): what reports use.
+    device_time: Option<DateTime<Utc>>,
 }
 
 /// Writes an applied step: the log and tracking rows of every change, the delivery's columns
@@ -822,7 +818,7 @@ async fn apply_step(
         .bind(reached(DeliveryStatus::PickedUp))
         .bind(reached(DeliveryStatus::ArrivedAtCustomer))
         .bind(finished)
-        .bind(step.evidence.map(|e| e.recorded_at))
+        .bind(w.device_time)
         .bind(w.proof.map(PhotoDigest::as_str))
         .bind(w.failure.map(FailureReason::as_str))
         .bind(failure_text)
@@ -830,13 +826,7 @@ async fn apply_step(
         .execute(&mut **tx)
         .await?;
         if step.effects.contains(&DeliveryEffect::RecordEarnings) {
-            record_earnings(
-                tx,
-                w,
-                trip.unwrap_or(0),
-                step.evidence.map(|e| e.recorded_at),
-            )
-            .await?;
+            record_earnings(tx, w, trip.unwrap_or(0), w.device_time).await?;
         }
     }
     if let (true, Some(cash)) = (
@@ -859,7 +849,7 @@ async fn apply_step(
         .bind(cash.shortfall.minor)
         .bind(cash.shortfall_reason.as_ref().map(Reason::as_str))
         .bind(now)
-        .bind(step.evidence.map(|e| e.recorded_at))
+        .bind(w.device_time)
         .execute(&mut **tx)
         .await?;
     }
@@ -1183,6 +1173,15 @@ pub async fn view(
         None => None,
     };
     let holder = d.2.filter(|holder| only.is_none_or(|me| me == *holder));
+    let proof_sha256 = d.11.filter(|_| only.is_none() || holder.is_some());
+    // Derived, so nothing needs clearing: the named photo is pending until its row exists.
+    let proof = proof_sha256.as_ref().map(|sha| {
+        if proofs.iter().any(|p| &p.0 == sha) {
+            ProofStatus::Attached
+        } else {
+            ProofStatus::Pending
+        }
+    });
     Ok(DeliveryView {
         delivery_id: id,
         order_id: d.0,
@@ -1205,7 +1204,8 @@ pub async fn view(
             }
         },
         failure: failure_of(d.9.as_deref(), d.10.as_deref()),
-        proof_sha256: d.11.filter(|_| only.is_none() || holder.is_some()),
+        proof_sha256,
+        proof,
         proofs: proofs
             .into_iter()
             .map(|(sha256, content_type, size, at)| DeliveryProofView {
@@ -1290,8 +1290,42 @@ pub async fn lock_for_proof(tx: &mut Tx, driver: UserId, id: Uuid) -> Result<Bus
     Ok(held.business)
 }
 
+/// Checks, in the driver's transaction, that a completed upload of the photo `sha256` may
+/// become a proof of delivery `id`: the driver holds the delivery, or delivered it naming this
+/// very photo (the report went ahead of its upload, and the photo arrives late). Returns the
+/// delivery's business.
+///
+/// # Errors
+/// `not_found` for a delivery the driver never held (or held no more); `conflict` for a
+/// finished delivery that does not wait for this photo; database errors.
+pub async fn proof_target(
+    tx: &mut Tx,
+    driver: UserId,
+    id: Uuid,
+    sha256: &str,
+) -> Result<BusinessId> {
+    // A delivery released back to `pending` has no driver, so `driver_id` is this driver's
+    // exactly while it holds the delivery or once it finished it.
+    let row: Option<(Uuid, String, Option<String>)> = sqlx::query_as(
+        "SELECT business_id, status, proof_sha256 FROM deliveries WHERE id = $1 AND driver_id = $2",
+    )
+    .bind(id)
+    .bind(driver.0)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let (business, status, expected) = row.ok_or_else(|| Error::not_found("delivery"))?;
+    if HELD.contains(&status.as_str()) || expected.as_deref() == Some(sha256) {
+        Ok(BusinessId(business))
+    } else {
+        Err(Error::new(
+            ErrorCode::Conflict,
+            format!("this delivery is {status}; it takes no more photos"),
+        ))
+    }
+}
+
 /// Records a proof photo of delivery `id` (uploaded by `driver`, in its transaction after
-/// [`lock_for_proof`]); the same photo twice is one row.
+/// [`lock_for_proof`] or [`proof_target`]); the same photo twice is one row.
 ///
 /// # Errors
 /// Database errors.

@@ -34,6 +34,7 @@ pub mod sessions;
 pub mod storage;
 pub mod sync;
 pub mod tenancy;
+pub mod uploads;
 
 pub use app::{app, App};
 pub use error::{Error, Result};

@@ -1,6 +1,7 @@
 //! Orders: checkout (price, stock, discount, payment authorization, confirmation email, all or
-//! nothing), reading orders back, status transitions through the domain's `order::apply`, and
-//! the acceptance-timeout task. SQL for orders and their children lives here.
+//! nothing), sales at the till ([`sell`]), reading orders back, status transitions through the
+//! domain's `order::apply`, and the acceptance-timeout task. SQL for orders and their children
+//! lives here.
 //!
 //! # Checkout ordering
 //!
@@ -44,9 +45,10 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
+use fleetfront_domain::api::mutations::Sale;
 use fleetfront_domain::api::order::{
     CheckoutFulfilment, CheckoutRequest, OrderItemView, OrderView, PaymentAction, PaymentChoice,
-    StatusEntry, TrackingView, MAX_ORDER_LINES,
+    StatusEntry, TillSaleView, TrackingView, MAX_ORDER_LINES,
 };
 use fleetfront_domain::api::FieldErrors;
 use fleetfront_domain::auth::Claims;
@@ -62,6 +64,7 @@ use fleetfront_domain::pricing::{
     self, BasisPoints, Cart, CartLine, DeliveryFeeRule, Discount, DiscountValue, Fulfilment,
     PricingError, PricingRules, Quantity, Quote, TaxBase, TaxMode, TaxRule, VariantChoice,
 };
+use fleetfront_domain::value::TextLine;
 use fleetfront_domain::value::{Coordinates, Email, Phone, TimeZoneName};
 use fleetfront_domain::{BusinessId, ErrorCode, Money};
 use serde_json::{json, Value};
@@ -327,14 +330,14 @@ fn pricing_error(e: PricingError) -> Error {
     Error::new(code, e.to_string())
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, FromRow)]
 struct ProductRow {
     id: Uuid,
     name: String,
     price_minor: i64,
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, FromRow)]
 struct VariantRow {
     id: Uuid,
     product_id: Uuid,
@@ -523,83 +526,16 @@ fn price(ctx: &Context, parsed: &Parsed, now: DateTime<Utc>) -> Result<Priced> {
     };
 
     // Current catalog rows (row level security shows only published, unarchived products).
-    let products: HashMap<Uuid, &ProductRow> = ctx.products.iter().map(|p| (p.id, p)).collect();
-    let variants = &ctx.variants;
-    let mut unavailable = FieldErrors::default();
-    let mut missing_variant = FieldErrors::default();
-    let mut short = FieldErrors::default();
-    let mut cart_lines = Vec::with_capacity(parsed.lines.len());
-    let mut catalog = Vec::with_capacity(parsed.lines.len());
-    let mut variant_names = Vec::with_capacity(parsed.lines.len());
-    for (i, (product_id, variant_id, quantity, _)) in parsed.lines.iter().enumerate() {
-        let Some(product) = products.get(product_id) else {
-            unavailable.push(
-                &format!("items[{i}]"),
-                "unavailable",
-                "this product is not for sale",
-            );
-            continue;
-        };
-        let own: Vec<&VariantRow> = variants
-            .iter()
-            .filter(|v| v.product_id == *product_id)
-            .collect();
-        let variant = match variant_id {
-            Some(v) => match own.iter().find(|r| r.id == *v) {
-                Some(r) => Some(*r),
-                None => {
-                    unavailable.push(
-                        &format!("items[{i}].variant_id"),
-                        "unavailable",
-                        "this variant is not for sale",
-                    );
-                    continue;
-                }
-            },
-            None if !own.is_empty() => {
-                missing_variant.push(
-                    &format!("items[{i}].variant_id"),
-                    "required",
-                    "choose a variant of this product",
-                );
-                continue;
-            }
-            None => None,
-        };
-        if let Some(stock) = variant.and_then(|v| v.stock_quantity) {
-            if i64::from(stock) < i64::from(quantity.get()) {
-                short.push(
-                    &format!("items[{i}]"),
-                    "out_of_stock",
-                    format!("only {stock} left of {}", product.name),
-                );
-            }
-        }
-        variant_names.push(variant.map(|v| v.name.clone()));
-        catalog.push((
-            product.price_minor,
-            variant.map_or(0, |v| v.price_adjustment_minor),
-        ));
-        cart_lines.push(CartLine {
-            product_id: *product_id,
-            name: product.name.clone(),
-            unit_price: Money::new(product.price_minor, currency),
-            variant: variant.map(|v| VariantChoice {
-                variant_id: v.id,
-                price_adjustment: Money::new(v.price_adjustment_minor, currency),
-            }),
-            quantity: *quantity,
-        });
-    }
-    if !missing_variant.is_empty() {
-        return Err(Error::validation(missing_variant));
-    }
-    if !unavailable.is_empty() {
-        return Err(Error::validation(unavailable).with_code(ErrorCode::ItemUnavailable));
-    }
-    if !short.is_empty() {
-        return Err(Error::validation(short).with_code(ErrorCode::OutOfStock));
-    }
+    let lines: Vec<_> = parsed
+        .lines
+        .iter()
+        .map(|(p, v, q, _)| (*p, *v, *q))
+        .collect();
+    let CatalogLines {
+        cart: cart_lines,
+        catalog,
+        variant_names,
+    } = catalog_lines(&ctx.products, &ctx.variants, &lines, currency)?;
 
     // The discount, as stored now.
     let (discount, discount_id) = match (&parsed.discount_code, &ctx.discount) {
@@ -639,19 +575,11 @@ fn price(ctx: &Context, parsed: &Parsed, now: DateTime<Utc>) -> Result<Priced> {
 
     let rules = PricingRules {
         currency,
-        tax: TaxRule {
-            rate: BasisPoints::new(i64::from(store.tax_rate_bps)).map_err(Error::unexpected)?,
-            mode: if store.prices_include_tax {
-                TaxMode::Inclusive
-            } else {
-                TaxMode::Exclusive
-            },
-            base: if store.tax_includes_delivery {
-                TaxBase::GoodsAndDelivery
-            } else {
-                TaxBase::Goods
-            },
-        },
+        tax: tax_rule(
+            store.tax_rate_bps,
+            store.prices_include_tax,
+            store.tax_includes_delivery,
+        )?,
         delivery: store.offers_delivery.then(|| DeliveryFeeRule {
             base_fee: Money::new(store.delivery_base_fee_minor, currency),
             fee_per_km: Money::new(store.delivery_fee_per_km_minor, currency),
@@ -726,6 +654,142 @@ fn price(ctx: &Context, parsed: &Parsed, now: DateTime<Utc>) -> Result<Priced> {
         address,
         store,
         currency,
+    })
+}
+
+/// The store's tax rule from its commerce settings.
+fn tax_rule(rate_bps: i32, prices_include_tax: bool, includes_delivery: bool) -> Result<TaxRule> {
+    Ok(TaxRule {
+        rate: BasisPoints::new(i64::from(rate_bps)).map_err(Error::unexpected)?,
+        mode: if prices_include_tax {
+            TaxMode::Inclusive
+        } else {
+            TaxMode::Exclusive
+        },
+        base: if includes_delivery {
+            TaxBase::GoodsAndDelivery
+        } else {
+            TaxBase::Goods
+        },
+    })
+}
+
+/// The lines of a checkout or a sale, matched to the catalog rows read for them.
+struct CatalogLines {
+    cart: Vec<CartLine>,
+    /// Per line, the product's price and the variant's adjustment it was priced at.
+    catalog: Vec<(i64, i64)>,
+    variant_names: Vec<Option<String>>,
+}
+
+/// Why a line cannot be had, in words that name the product.
+fn sold_out_words(name: &str, stock: i32, wanted: u16) -> String {
+    if stock <= 0 {
+        format!("{name} is sold out: none left, {wanted} wanted")
+    } else {
+        format!("{name} is sold out: only {stock} left, {wanted} wanted")
+    }
+}
+
+/// Matches each line (product, variant, quantity) to its product and variant in `products`
+/// and `variants` (the rows read for it) and checks the stock they show: the prices and names
+/// the order is made of. Shared by checkout and the till's sales.
+///
+/// # Errors
+/// `validation_failed` for a missing variant choice, `item_unavailable` for a product or
+/// variant not in the rows, `out_of_stock` (naming the products) for a line the stock does
+/// not cover.
+fn catalog_lines(
+    products: &[ProductRow],
+    variants: &[VariantRow],
+    lines: &[(Uuid, Option<Uuid>, Quantity)],
+    currency: Currency,
+) -> Result<CatalogLines> {
+    let products: HashMap<Uuid, &ProductRow> = products.iter().map(|p| (p.id, p)).collect();
+    let mut unavailable = FieldErrors::default();
+    let mut missing_variant = FieldErrors::default();
+    let mut short = FieldErrors::default();
+    let mut sold_out = Vec::new();
+    let mut cart_lines = Vec::with_capacity(lines.len());
+    let mut catalog = Vec::with_capacity(lines.len());
+    let mut variant_names = Vec::with_capacity(lines.len());
+    for (i, (product_id, variant_id, quantity)) in lines.iter().enumerate() {
+        let Some(product) = products.get(product_id) else {
+            unavailable.push(
+                &format!("items[{i}]"),
+                "unavailable",
+                "this product is not for sale",
+            );
+            continue;
+        };
+        let own: Vec<&VariantRow> = variants
+            .iter()
+            .filter(|v| v.product_id == *product_id)
+            .collect();
+        let variant = match variant_id {
+            Some(v) => match own.iter().find(|r| r.id == *v) {
+                Some(r) => Some(*r),
+                None => {
+                    unavailable.push(
+                        &format!("items[{i}].variant_id"),
+                        "unavailable",
+                        "this variant is not for sale",
+                    );
+                    continue;
+                }
+            },
+            None if !own.is_empty() => {
+                missing_variant.push(
+                    &format!("items[{i}].variant_id"),
+                    "required",
+                    "choose a variant of this product",
+                );
+                continue;
+            }
+            None => None,
+        };
+        if let Some(stock) = variant.and_then(|v| v.stock_quantity) {
+            if i64::from(stock) < i64::from(quantity.get()) {
+                short.push(
+                    &format!("items[{i}]"),
+                    "out_of_stock",
+                    format!("only {stock} left of {}", product.name),
+                );
+                sold_out.push(sold_out_words(&product.name, stock, quantity.get()));
+            }
+        }
+        variant_names.push(variant.map(|v| v.name.clone()));
+        catalog.push((
+            product.price_minor,
+            variant.map_or(0, |v| v.price_adjustment_minor),
+        ));
+        cart_lines.push(CartLine {
+            product_id: *product_id,
+            name: product.name.clone(),
+            unit_price: Money::new(product.price_minor, currency),
+            variant: variant.map(|v| VariantChoice {
+                variant_id: v.id,
+                price_adjustment: Money::new(v.price_adjustment_minor, currency),
+            }),
+            quantity: *quantity,
+        });
+    }
+    if !missing_variant.is_empty() {
+        return Err(Error::validation(missing_variant));
+    }
+    if !unavailable.is_empty() {
+        return Err(Error::validation(unavailable).with_code(ErrorCode::ItemUnavailable));
+    }
+    if !short.is_empty() {
+        let detail = format!("{}; nothing was ordered", sold_out.join("; "));
+        return Err(Error::validation(short)
+            .with_code(ErrorCode::OutOfStock)
+            .with_detail(detail));
+    }
+    Ok(CatalogLines {
+        cart: cart_lines,
+        catalog,
+        variant_names,
     })
 }
 
@@ -1186,6 +1250,7 @@ async fn place(
             next_action: a.next_action.clone(),
             expires_at: deadline,
         }),
+        till: None,
     };
     let body = serde_json::to_value(&view).map_err(Error::unexpected)?;
 
@@ -1347,6 +1412,314 @@ async fn drop_held_email(tx: &mut Tx, business: BusinessId, order_id: Uuid) -> R
     Ok(())
 }
 
+// Sales at the till -------------------------------------------------------------------------------
+
+/// What [`sell`] did.
+#[derive(Clone, Debug)]
+pub struct Sold {
+    /// The order: as created, or as it is when this order id was sold before.
+    pub view: OrderView,
+    /// Whether this call created the order (false: the order id was sold before).
+    pub created: bool,
+}
+
+/// Records a sale at the till (point of sale) in `tx`, as the staff member `staff` of
+/// `business`: the order `sale.order_id`, priced from the catalog as the staff see it (every
+/// product not archived, published or not; prices never come from the till) with the store's
+/// tax and no minimum, delivery fee, tip or discount, its tracked stock taken with the same
+/// conditional update as checkout's (stock never goes negative: a line the stock does not
+/// cover refuses the whole sale), accepted at once (`pending → confirmed` through the order
+/// state machine, the preparation time being the longest of its products'), and its payment
+/// captured: one completed payment in the ledger and the platform's commission, as when an
+/// order's payment is captured.
+///
+/// The money is taken at the store, cash or the store's own card terminal, so the order is
+/// stored with `payment_method = 'cash'` (the business holds the money, which is what the
+/// payouts read from it) and the tender in the order's `tender` (and the payment's
+/// `metadata`); it has no gateway reference, so no payment job ever runs for it. It is of the
+/// `till` channel: no guest email and no notify address (nobody to email), with the customer's
+/// name and the kitchen's note as the till took them.
+///
+/// `sale.order_id` is the sale's idempotency key: a transaction-scoped advisory lock orders
+/// two sales of one id, and the second finds the order and answers it as it is
+/// (`created: false`), creating nothing.
+///
+/// # Errors
+/// `item_unavailable`, `validation_failed` (a missing variant), `out_of_stock` naming the
+/// product, database errors.
+pub async fn sell(
+    tx: &mut Tx,
+    business: BusinessId,
+    staff: Uuid,
+    sale: &Sale,
+    sold_at: DateTime<Utc>,
+) -> Result<Sold> {
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtextextended('sale:' || $1::text || ':' || $2::text, 0))",
+    )
+    .bind(business.0)
+    .bind(sale.order_id)
+    .execute(&mut **tx)
+    .await?;
+    if let Some(row) = find(tx, business, sale.order_id).await? {
+        let view = views(tx, vec![row])
+            .await?
+            .pop()
+            .ok_or_else(|| Error::not_found("order"))?;
+        return Ok(Sold {
+            view,
+            created: false,
+        });
+    }
+    let store: Option<(String, i32, bool, bool)> = sqlx::query_as(
+        "SELECT b.currency::text, coalesce(c.tax_rate_bps, 0), \
+                coalesce(c.prices_include_tax, true), coalesce(c.tax_includes_delivery, false) \
+           FROM businesses b LEFT JOIN business_commerce_settings c ON c.business_id = b.id \
+          WHERE b.id = $1",
+    )
+    .bind(business.0)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let (currency, tax_bps, tax_included, tax_on_delivery) =
+        store.ok_or_else(|| Error::not_found("business"))?;
+    let currency = currency_of(&currency)?;
+    let ids: Vec<Uuid> = sale.lines.iter().map(|l| l.0).collect();
+    let products: Vec<ProductRow> = sqlx::query_as(
+        "SELECT id, name, price_minor FROM products \
+          WHERE business_id = $1 AND id = ANY ($2) AND archived_at IS NULL",
+    )
+    .bind(business.0)
+    .bind(&ids)
+    .fetch_all(&mut **tx)
+    .await?;
+    let variants: Vec<VariantRow> = sqlx::query_as(
+        "SELECT id, product_id, name, price_adjustment_minor, stock_quantity FROM product_variants \
+          WHERE business_id = $1 AND product_id = ANY ($2)",
+    )
+    .bind(business.0)
+    .bind(&ids)
+    .fetch_all(&mut **tx)
+    .await?;
+    let CatalogLines {
+        cart: lines,
+        variant_names,
+        ..
+    } = catalog_lines(&products, &variants, &sale.lines, currency)?;
+    let rules = PricingRules {
+        currency,
+        tax: tax_rule(tax_bps, tax_included, tax_on_delivery)?,
+        delivery: None,
+        minimum_order: Money::zero(currency),
+    };
+    let cart = Cart {
+        lines,
+        fulfilment: Fulfilment::Pickup,
+        tip: Money::zero(currency),
+    };
+    let quote = pricing::quote(&cart, &rules, None, sold_at).map_err(pricing_error)?;
+
+    // Stock, in variant order (as checkout takes it), never below zero.
+    let mut takes: Vec<(Uuid, i32, usize)> = quote
+        .lines
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| l.variant_id.map(|v| (v, i32::from(l.quantity.get()), i)))
+        .collect();
+    takes.sort();
+    for (variant, quantity, line) in takes {
+        let taken = sqlx::query(
+            "UPDATE product_variants SET stock_quantity = stock_quantity - $3 \
+              WHERE business_id = $1 AND id = $2 AND stock_quantity >= $3",
+        )
+        .bind(business.0)
+        .bind(variant)
+        .bind(quantity)
+        .execute(&mut **tx)
+        .await?;
+        if taken.rows_affected() == 1 {
+            continue;
+        }
+        let left: Option<Option<i32>> = sqlx::query_scalar(
+            "SELECT stock_quantity FROM product_variants WHERE business_id = $1 AND id = $2",
+        )
+        .bind(business.0)
+        .bind(variant)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let name = quote.lines.get(line).map_or("an item", |l| l.name.as_str());
+        match left {
+            // Stock is not tracked for this variant.
+            Some(None) => {}
+            Some(Some(left)) => {
+                let words = sold_out_words(name, left, u16::try_from(quantity).unwrap_or(0));
+                return Err(
+                    Error::field(&format!("items[{line}]"), "out_of_stock", words.clone())
+                        .with_code(ErrorCode::OutOfStock)
+                        .with_detail(format!("{words}; nothing was sold")),
+                );
+            }
+            None => {
+                return Err(Error::field(
+                    &format!("items[{line}].variant_id"),
+                    "unavailable",
+                    format!("{name}: this variant is not for sale"),
+                )
+                .with_code(ErrorCode::ItemUnavailable))
+            }
+        }
+    }
+
+    // Accepted at the till: the state machine's own step from pending.
+    let prep: i32 = sqlx::query_scalar(
+        "SELECT coalesce(max(preparation_time_minutes), 0) FROM products \
+          WHERE business_id = $1 AND id = ANY ($2)",
+    )
+    .bind(business.0)
+    .bind(&ids)
+    .fetch_one(&mut **tx)
+    .await?;
+    let prep_time =
+        order::PrepTime::from_minutes(i64::from(prep).clamp(1, 240)).map_err(Error::unexpected)?;
+    let placed = OrderState {
+        status: OrderStatus::Pending,
+        fulfilment: FulfilmentKind::Pickup,
+        payment: PaymentState::Captured,
+        acceptance_deadline: order::acceptance_deadline(sold_at, AcceptanceWindow::default()),
+    };
+    let t = order::apply(
+        &placed,
+        OrderEvent::Accept { prep_time },
+        Party::Staff,
+        sold_at,
+    )
+    .map_err(order_error)?;
+    if t.outcome != Outcome::Applied {
+        return Err(Error::unexpected(anyhow::anyhow!(
+            "a new order's acceptance was {}",
+            t.outcome.as_str()
+        )));
+    }
+
+    let order_id = sale.order_id;
+    let token = random_secret();
+    sqlx::query(
+        "INSERT INTO orders (business_id, id, channel, tender, customer_name, note, status, fulfilment, currency, \
+           subtotal_minor, discount_minor, tax_minor, tax_included, delivery_fee_minor, tip_minor, total_minor, \
+           payment_method, payment_status, placed_at, accepted_at, acceptance_deadline, prep_time_minutes, \
+           tracking_token_hash) \
+         VALUES ($1, $2, 'till', $3, $16, $17, $4, 'pickup', $5, $6, $7, $8, $9, $10, 0, $11, 'cash', 'captured', $12, $12, $13, $14, $15)",
+    )
+    .bind(business.0)
+    .bind(order_id)
+    .bind(sale.payment.as_str())
+    .bind(t.status.as_str())
+    .bind(currency.code())
+    .bind(quote.subtotal.minor)
+    .bind(quote.discount.minor)
+    .bind(quote.tax.minor)
+    .bind(quote.tax_mode == TaxMode::Inclusive)
+    .bind(quote.delivery_fee.minor)
+    .bind(quote.total.minor)
+    .bind(sold_at)
+    .bind(placed.acceptance_deadline)
+    .bind(i32::try_from(prep_time.minutes()).unwrap_or(1))
+    .bind(secret_hash(&token))
+    .bind(sale.customer_name.as_ref().map(TextLine::as_str))
+    .bind(sale.note.as_ref().map(TextLine::as_str))
+    .execute(&mut **tx)
+    .await?;
+    for (i, l) in quote.lines.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO order_items (business_id, order_id, line_no, product_id, variant_id, product_name, \
+               variant_name, unit_price_minor, quantity, line_total_minor) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(business.0)
+        .bind(order_id)
+        .bind(i32::try_from(i).unwrap_or(i32::MAX))
+        .bind(l.product_id)
+        .bind(l.variant_id)
+        .bind(&l.name)
+        .bind(variant_names.get(i).cloned().flatten())
+        .bind(l.unit_price.minor)
+        .bind(i32::from(l.quantity.get()))
+        .bind(l.line_total.minor)
+        .execute(&mut **tx)
+        .await?;
+    }
+    // The log: placed, then the acceptance's own steps.
+    let accept = t.event.kind().as_str();
+    let steps = std::iter::once((None, OrderStatus::Pending, "place", false)).chain(
+        t.changes
+            .iter()
+            .map(|c| (Some(c.from), c.to, accept, c.filled_in)),
+    );
+    for (from, to, event, filled_in) in steps {
+        sqlx::query(
+            "INSERT INTO order_status_history (business_id, id, order_id, from_status, to_status, event, outcome, \
+               by_party, actor_id, at, filled_in) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'applied', $7, $8, $9, $10)",
+        )
+        .bind(business.0)
+        .bind(new_id())
+        .bind(order_id)
+        .bind(from.map(OrderStatus::as_str))
+        .bind(to.as_str())
+        .bind(event)
+        .bind(Party::Staff.as_str())
+        .bind(staff)
+        .bind(sold_at)
+        .bind(filled_in)
+        .execute(&mut **tx)
+        .await?;
+    }
+    sqlx::query(
+        "INSERT INTO order_tracking_events (business_id, id, order_id, kind, at) VALUES ($1, $2, $3, 'placed', $4)",
+    )
+    .bind(business.0)
+    .bind(new_id())
+    .bind(order_id)
+    .bind(sold_at)
+    .execute(&mut **tx)
+    .await?;
+    let payment = ledger::record_payment(
+        tx,
+        &ledger::NewPayment {
+            business_id: business.0,
+            order_id,
+            customer_id: None,
+            amount: quote.total,
+            payment_method: "cash",
+            gateway: GatewayKind::Cash,
+            gateway_transaction_id: None,
+            status: TransactionStatus::Completed,
+        },
+    )
+    .await?;
+    sqlx::query(
+        "UPDATE payment_transactions SET metadata = metadata || jsonb_build_object('channel', 'pos', 'tender', $3::text) \
+          WHERE business_id = $1 AND id = $2",
+    )
+    .bind(business.0)
+    .bind(payment)
+    .bind(sale.payment.as_str())
+    .execute(&mut **tx)
+    .await?;
+    ledger::record_order_commission(tx, business.0, order_id, quote.total).await?;
+    let row = find(tx, business, order_id)
+        .await?
+        .ok_or_else(|| Error::not_found("order"))?;
+    let mut view = views(tx, vec![row])
+        .await?
+        .pop()
+        .ok_or_else(|| Error::not_found("order"))?;
+    view.tracking_token = Some(token);
+    Ok(Sold {
+        view,
+        created: true,
+    })
+}
+
 // Reading orders ---------------------------------------------------------------------------------
 
 /// An order row as stored.
@@ -1357,7 +1730,7 @@ pub struct OrderRow {
     customer_id: Option<Uuid>,
     guest_email: Option<String>,
     guest_phone: Option<String>,
-    notify_email: String,
+    notify_email: Option<String>,
     status: String,
     fulfilment: String,
     delivery_address: Option<Value>,
@@ -1379,13 +1752,18 @@ pub struct OrderRow {
     acceptance_deadline: DateTime<Utc>,
     prep_time_minutes: Option<i32>,
     cancellation_reason: Option<String>,
+    channel: String,
+    tender: Option<String>,
+    customer_name: Option<String>,
+    note: Option<String>,
 }
 
 /// The columns of [`OrderRow`].
 pub const ORDER_COLUMNS: &str = "business_id, id, customer_id, guest_email, guest_phone, notify_email, status, fulfilment, \
     delivery_address, scheduled_for, currency, subtotal_minor, discount_minor, tax_minor, tax_included, \
     delivery_fee_minor, tip_minor, total_minor, discount_code, payment_method, payment_status, payment_reference, \
-    placed_at, accepted_at, acceptance_deadline, prep_time_minutes, cancellation_reason";
+    placed_at, accepted_at, acceptance_deadline, prep_time_minutes, cancellation_reason, channel, tender, \
+    customer_name, note";
 
 impl OrderRow {
     /// The order's id.
@@ -1484,6 +1862,11 @@ impl OrderRow {
             cancellation_reason: self.cancellation_reason.clone(),
             tracking_token: None,
             payment_action: None,
+            till: (self.channel == "till").then(|| TillSaleView {
+                tender: self.tender.clone().unwrap_or_else(|| "cash".to_owned()),
+                customer_name: self.customer_name.clone(),
+                note: self.note.clone(),
+            }),
         })
     }
 }
@@ -1712,6 +2095,17 @@ pub async fn transition(
     .fetch_optional(&mut **tx)
     .await?
     .ok_or_else(|| Error::not_found("order"))?;
+    // Events are ordered by commit (the row lock above serializes them), so an event never
+    // takes a time before the last one recorded: a clock read before waiting for the lock
+    // would list it before the event that committed first.
+    let last: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "SELECT max(at) FROM order_status_history WHERE business_id = $1 AND order_id = $2",
+    )
+    .bind(business.0)
+    .bind(id)
+    .fetch_one(&mut **tx)
+    .await?;
+    let now = last.map_or(now, |last| now.max(last));
     let t = order::apply(&row.state()?, event.clone(), by, now).map_err(order_error)?;
     match t.outcome {
         Outcome::Applied => {
@@ -1817,7 +2211,11 @@ pub async fn transition(
             drop_held_email(tx, business, id).await?;
         }
     }
-    if t.effects.contains(&Effect::NotifyCustomer) {
+    // A sale at the till has nobody to email.
+    if let (true, Some(to)) = (
+        t.effects.contains(&Effect::NotifyCustomer),
+        row.notify_email.as_deref(),
+    ) {
         let reason = t
             .changes
             .last()
@@ -1828,7 +2226,7 @@ pub async fn transition(
             business,
             json!({
                 "template": "order_status",
-                "to": row.notify_email,
+                "to": to,
                 "order_id": id,
                 "status": t.status.as_str(),
                 "reason": reason,
@@ -1918,7 +2316,8 @@ async fn notify_cancellation_request(
 /// `tx`, the transition's own transaction, so the status change and the money it moves commit
 /// together (see [`crate::payments::jobs`]). `refund` is the amount to give back for
 /// [`Effect::RefundPayment`]; `None` is all of it. An order without a gateway payment (none
-/// was ever authorized) has nothing to move.
+/// was ever authorized) has nothing to move. Answers whether any job was queued (then
+/// [`settle`] has work to do).
 ///
 /// # Errors
 /// Database errors.
@@ -1927,11 +2326,12 @@ pub async fn enqueue_payment_effects(
     row: &OrderRow,
     effects: &[Effect],
     refund: Option<Money>,
-) -> Result<()> {
+) -> Result<bool> {
     let Some(reference) = row.payment_reference.as_deref() else {
-        return Ok(());
+        return Ok(false);
     };
     let total = row.total()?;
+    let mut queued = false;
     for effect in effects {
         let (effect, amount) = match effect {
             Effect::CapturePayment => (JobEffect::Capture, Some(total)),
@@ -1952,8 +2352,9 @@ pub async fn enqueue_payment_effects(
             },
         )
         .await?;
+        queued = true;
     }
-    Ok(())
+    Ok(queued)
 }
 
 /// Moves the money of an order's committed transition now: performs its due payment jobs

@@ -1153,12 +1153,16 @@ pub async fn driver_earnings(
     let start = rules::local_midnight(range.days.from, tz);
     let end = rules::local_midnight(range.days.end_exclusive(), tz);
     let rows: Vec<EarningRow> = sqlx::query_as(
-        "SELECT e.delivery_id, e.order_id, e.business_id, e.currency::text AS currency, e.earned_at, e.gross_minor, \
+        // The day of a delivery is when the driver handed it over (the phone's time of a
+        // step queued offline), not when it synced; payouts keep the ledger's time.
+        "SELECT e.delivery_id, e.order_id, e.business_id, e.currency::text AS currency, \
+                coalesce(e.recorded_at, e.earned_at) AS earned_at, e.gross_minor, \
                 e.tip_minor, e.platform_fee_minor, e.net_minor, \
                 coalesce(p.status IN ('paid', 'carried_over'), false) AS paid \
            FROM driver_earnings e LEFT JOIN driver_payouts p ON p.id = e.payout_id \
-          WHERE e.driver_id = $1 AND e.earned_at >= $2 AND e.earned_at < $3 \
-          ORDER BY e.earned_at, e.id",
+          WHERE e.driver_id = $1 AND coalesce(e.recorded_at, e.earned_at) >= $2 \
+            AND coalesce(e.recorded_at, e.earned_at) < $3 \
+          ORDER BY 5, e.id",
     )
     .bind(driver)
     .bind(start)

@@ -274,6 +274,23 @@ fn bad_multipart_bodies() -> Vec<BadBody> {
     ]
 }
 
+/// Bodies a resumable upload's chunk (the file's raw bytes, at most 1 MiB) must refuse before
+/// it looks at anything else: JSON or text is the wrong media type, 2 MiB too many bytes.
+fn bad_chunk_bodies() -> Vec<BadBody> {
+    let mut bodies: Vec<BadBody> = bad_multipart_bodies()
+        .into_iter()
+        .filter(|b| !b.content_type.starts_with("multipart/"))
+        .collect();
+    bodies.push(BadBody {
+        what: "an oversized chunk (2 MiB)",
+        content_type: "image/png",
+        bytes: vec![0; 2 * 1024 * 1024],
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+        code: "payload_too_large",
+    });
+    bodies
+}
+
 /// The bad requests for one operation.
 fn probes(op: &Operation, tokens: &Tokens) -> Vec<Probe> {
     let mut probes = Vec::new();
@@ -294,6 +311,8 @@ fn probes(op: &Operation, tokens: &Tokens) -> Vec<Probe> {
     if op.has_body {
         let bodies = if op.multipart {
             bad_multipart_bodies()
+        } else if op.template.starts_with("/api/v1/uploads/") {
+            bad_chunk_bodies()
         } else if op.template == "/api/v1/sync/push" {
             // A push carries up to 500 mutations: its limit is 1 MiB.
             bad_bodies(2 * 1024)

@@ -430,14 +430,22 @@ async fn customers_read_their_orders_and_the_catalog_and_nobody_reads_other_busi
     );
     tx.rollback().await.unwrap();
 
-    // Platform admins read no bucket yet.
+    // Platform admins read the platform's overview, no store's catalog or operations.
     let admin = t.admin_token().await;
     let answer = pull_raw(&t, &admin, &format!("{}=3", cat(a.business)), None)
         .await
         .expect(StatusCode::OK);
+    assert_eq!(answer["removed"], json!([cat(a.business)]), "{answer}");
+    let pages: Vec<&str> = answer["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["bucket"].as_str().unwrap())
+        .collect();
     assert_eq!(
-        answer,
-        json!({"buckets": [], "removed": [cat(a.business)], "more": false})
+        pages,
+        ["adm:00000000-0000-0000-0000-000000000000"],
+        "{answer}"
     );
 
     // Bad input is a problem, not a 500.
@@ -511,7 +519,7 @@ async fn concurrent_writers_never_make_a_puller_skip_a_row() {
     done.store(true, std::sync::atomic::Ordering::SeqCst);
     let catalog = server_live(&t, &cat(shop.business)).await;
     let orders = server_live(&t, &biz(shop.business)).await;
-    assert_eq!(orders.len(), 9);
+    assert_eq!(orders.keys().filter(|(k, _)| k == "order").count(), 9);
     assert_eq!(catalog.keys().filter(|(k, _)| k == "product").count(), 4);
     for p in pullers {
         let (replica, pulls) = p.await.unwrap();
@@ -707,10 +715,15 @@ async fn a_driver_reads_its_offers_and_deliveries_only_while_they_are_its() {
             .await
             .expect(StatusCode::OK);
         assert_eq!(answer["removed"], json!([anns]), "{answer}");
-        assert!(
-            !answer.to_string().contains(&delivery.to_string()),
-            "{answer}"
-        );
+        // No page of Ann's bucket; the staff's own board (`biz:`) does show the delivery.
+        let pages = answer["buckets"].as_array().unwrap();
+        assert!(pages.iter().all(|b| b["bucket"] != json!(anns)), "{answer}");
+        if token == &ben_token {
+            assert!(
+                !answer.to_string().contains(&delivery.to_string()),
+                "{answer}"
+            );
+        }
     }
 
     // Unassigning removes the delivery (and its order) from Ann's bucket.
@@ -1042,4 +1055,610 @@ async fn drivers_answer_offers_from_the_outbox() {
     assert_eq!(late["results"][0]["code"], json!("conflict"), "{late}");
     assert_eq!(late["results"][1]["code"], json!("not_found"), "{late}");
     assert_eq!(late["last_seq"], json!(3));
+}
+
+// More rows (migration 0023) ---------------------------------------------------------------------
+
+/// Pulls until nothing more, applying every answer and keeping its text.
+async fn sync_seen(t: &TestApp, token: &str, replica: &mut Replica, seen: &mut String) {
+    loop {
+        let answer = pull(t, token, replica, None).await;
+        replica.apply(&answer);
+        seen.push_str(&answer.to_string());
+        if !answer["more"].as_bool().unwrap() {
+            return;
+        }
+    }
+}
+
+/// The live row of `kind` whose data has `field` = `value`.
+#[track_caller]
+fn find_row(
+    replica: &Replica,
+    bucket: &str,
+    kind: &str,
+    field: &str,
+    value: &Value,
+) -> (Uuid, Value) {
+    let found: Vec<(Uuid, Value)> = replica
+        .live(bucket)
+        .into_iter()
+        .filter(|((k, _), d)| k == kind && &d[field] == value)
+        .map(|((_, id), d)| (id, d))
+        .collect();
+    assert_eq!(found.len(), 1, "{kind} with {field} = {value}: {found:?}");
+    found.into_iter().next().unwrap()
+}
+
+/// The one live cart row of a customer's bucket.
+#[track_caller]
+fn only_cart(replica: &Replica, bucket: &str) -> (Uuid, Value) {
+    let carts: Vec<(Uuid, Value)> = replica
+        .live(bucket)
+        .into_iter()
+        .filter(|((kind, _), _)| kind == "cart")
+        .map(|((_, id), data)| (id, data))
+        .collect();
+    assert_eq!(carts.len(), 1, "{carts:?}");
+    carts.into_iter().next().unwrap()
+}
+
+async fn driver_step(t: &TestApp, token: &str, delivery: Uuid, body: Value) {
+    t.send(
+        Method::PATCH,
+        &format!("/api/v1/driver/deliveries/{delivery}/status"),
+        Some(token),
+        Some(body),
+    )
+    .await
+    .expect(StatusCode::OK);
+}
+
+/// The board works offline from its bucket: a delivery appears when dispatch starts, follows
+/// the offer, the assignment and the driver's steps, and leaves when delivered; the dedicated
+/// drivers, the team and the settings are there; a settings change is one new version and a
+/// change of nothing shown is none; a driver's bank details, documents, licence, plate, payout
+/// account and position never reach any pulled row.
+#[tokio::test]
+async fn the_board_follows_deliveries_and_carries_drivers_staff_and_settings() {
+    let t = TestApp::new().await;
+    let shop = shop(&t, "syncboard").await;
+    let (ann, ann_token) = driver(&t, "Ann", (60.1712, 24.9412), Some((shop.business, 1))).await;
+    let owner = &t.db.pools.owner;
+    sqlx::query(
+        "UPDATE driver_profiles SET vehicle_type = 'scooter', vehicle_plate = 'PLATE-77', \
+         license_number = 'LICENCE-4711', insurance_policy = 'POLICY-0815', \
+         bank_account_ciphertext = decode('deadbeefcafe', 'hex'), \
+         bank_account_nonce = decode('000102030405060708090a0b', 'hex'), bank_account_last4 = 'QX42', \
+         payout_account = 'acct_SECRET99' WHERE driver_id = $1",
+    )
+    .bind(ann)
+    .execute(owner)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO driver_documents (id, driver_id, kind, content_hash, content_type, byte_size) \
+         VALUES ($1, $2, 'license', repeat('ab', 32), 'image/png', 10)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(ann)
+    .execute(owner)
+    .await
+    .unwrap();
+    let staff: Uuid = sqlx::query_scalar("SELECT user_id FROM memberships WHERE business_id = $1")
+        .bind(shop.business)
+        .fetch_one(owner)
+        .await
+        .unwrap();
+    let board = biz(shop.business);
+    let mut replica = Replica::default();
+    let mut seen = String::new();
+    sync_seen(&t, &shop.owner, &mut replica, &mut seen).await;
+    let live = replica.live(&board);
+    let settings = &live[&("settings".to_owned(), shop.business)];
+    assert_eq!(settings["name"], json!("Store syncboard"), "{settings}");
+    assert_eq!(settings["currency"], json!("EUR"), "{settings}");
+    assert_eq!(
+        settings["dispatch"]["cash_cap_minor"],
+        json!(20000),
+        "{settings}"
+    );
+    assert_eq!(settings["dispatch"]["require_proof_photo"], json!(false));
+    assert_eq!(settings["commerce"]["acceptance_window_secs"], json!(180));
+    assert_eq!(settings["storefront"]["subdomain"], json!("syncboard"));
+    let driver_row = &live[&("driver".to_owned(), ann)];
+    assert_eq!(driver_row["full_name"], json!("Ann"), "{driver_row}");
+    assert_eq!(driver_row["vehicle_type"], json!("scooter"), "{driver_row}");
+    assert_eq!(driver_row["is_online"], json!(true), "{driver_row}");
+    assert_eq!(driver_row["approved"], json!(true), "{driver_row}");
+    let member = &live[&("staff".to_owned(), staff)];
+    assert_eq!(member["role_key"], json!("owner"), "{member}");
+    assert!(member.get("email").is_none(), "{member}");
+
+    // Dispatch offers the order to Ann: the board shows the open offer.
+    let order = accepted_order(&t, &shop).await;
+    sync_seen(&t, &shop.owner, &mut replica, &mut seen).await;
+    let (delivery, row) = find_row(&replica, &board, "delivery", "order_id", &json!(order));
+    assert_eq!(row["status"], json!("offered"), "{row}");
+    assert_eq!(row["offer"]["driver_id"], json!(ann), "{row}");
+    assert_eq!(row["attempts"], json!(1), "{row}");
+    assert_eq!(row["driver_id"], json!(null), "{row}");
+
+    // Ann takes it, then reports her steps.
+    let offer = fleet::only_offer(&fleet::assignments(&t, &ann_token).await);
+    answer(&t, &ann_token, &offer, "accept")
+        .await
+        .expect(StatusCode::OK);
+    sync_seen(&t, &shop.owner, &mut replica, &mut seen).await;
+    let row = &replica.live(&board)[&("delivery".to_owned(), delivery)];
+    assert_eq!(row["status"], json!("assigned"), "{row}");
+    assert_eq!(row["driver_id"], json!(ann), "{row}");
+    assert_eq!(row["driver_name"], json!("Ann"), "{row}");
+    assert_eq!(row["offer"], json!(null), "{row}");
+    assert!(row["assigned_at"].is_string(), "{row}");
+    for (status, at) in [
+        ("arrived_at_store", "arrived_at_store_at"),
+        ("picked_up", "picked_up_at"),
+    ] {
+        driver_step(&t, &ann_token, delivery, json!({ "status": status })).await;
+        let answer = pull(&t, &shop.owner, &replica, None).await;
+        seen.push_str(&answer.to_string());
+        replica.apply(&answer);
+        let row = &replica.live(&board)[&("delivery".to_owned(), delivery)];
+        assert_eq!(row["status"], json!(status), "{row}");
+        assert!(row[at].is_string(), "{row}");
+    }
+
+    // A settings change is exactly one new version of the settings row.
+    let before = replica.cursors[&board];
+    let cap = |minor: i64| {
+        t.send(
+            Method::PATCH,
+            "/api/v1/business/dispatch-settings",
+            Some(&shop.owner),
+            Some(json!({ "cash_cap_minor": minor })),
+        )
+    };
+    cap(12_345).await.expect(StatusCode::OK);
+    let answer = pull(&t, &shop.owner, &replica, None).await;
+    seen.push_str(&answer.to_string());
+    let pages = answer["buckets"].as_array().unwrap();
+    assert_eq!(pages.len(), 1, "{answer}");
+    let rows = pages[0]["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{answer}");
+    assert_eq!(rows[0]["kind"], json!("settings"), "{answer}");
+    assert_eq!(rows[0]["version"], json!(before + 1), "{answer}");
+    assert_eq!(pages[0]["version"], json!(before + 1), "{answer}");
+    assert_eq!(
+        rows[0]["data"]["dispatch"]["cash_cap_minor"],
+        json!(12_345),
+        "{answer}"
+    );
+    replica.apply(&answer);
+    // Saving the same value, new bank details and a sign-in change nothing the board shows.
+    cap(12_345).await.expect(StatusCode::OK);
+    sqlx::query("UPDATE driver_profiles SET bank_account_last4 = 'ZZ11', updated_at = now() WHERE driver_id = $1")
+        .bind(ann)
+        .execute(owner)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE users SET last_login_at = now() WHERE id = ANY($1)")
+        .bind(vec![ann, staff])
+        .execute(owner)
+        .await
+        .unwrap();
+    let answer = pull(&t, &shop.owner, &replica, None).await;
+    assert_eq!(answer["buckets"], json!([]), "{answer}");
+    // Going offline is.
+    sqlx::query(
+        "UPDATE driver_profiles SET is_online = false, online_since = NULL WHERE driver_id = $1",
+    )
+    .bind(ann)
+    .execute(owner)
+    .await
+    .unwrap();
+    sync_seen(&t, &shop.owner, &mut replica, &mut seen).await;
+    assert_eq!(
+        replica.live(&board)[&("driver".to_owned(), ann)]["is_online"],
+        json!(false)
+    );
+
+    // Delivered: the delivery leaves the board (the order row says how it ended).
+    driver_step(
+        &t,
+        &ann_token,
+        delivery,
+        json!({"status": "delivered", "cash_collected": {"amount_minor": 1300}}),
+    )
+    .await;
+    let answer = pull(&t, &shop.owner, &replica, None).await;
+    seen.push_str(&answer.to_string());
+    let rows = answer["buckets"][0]["rows"].as_array().unwrap();
+    assert!(
+        rows.iter().any(|r| r["kind"] == json!("delivery")
+            && r["id"] == json!(delivery)
+            && r.get("data").is_none()),
+        "{answer}"
+    );
+    replica.apply(&answer);
+    assert!(!replica
+        .live(&board)
+        .contains_key(&("delivery".to_owned(), delivery)));
+    assert_eq!(
+        replica.live(&board)[&("order".to_owned(), order)]["status"],
+        json!("delivered")
+    );
+    assert_eq!(replica.live(&board), server_live(&t, &board).await);
+
+    // Nothing private of the driver's ever reached a pulled row.
+    for secret in [
+        "QX42",
+        "ZZ11",
+        "deadbeef",
+        "LICENCE-4711",
+        "POLICY-0815",
+        "PLATE-77",
+        "acct_SECRET99",
+        "abababab",
+        "bank",
+        "license",
+        "60.1712",
+        "24.9412",
+    ] {
+        assert!(!seen.contains(secret), "{secret} in {seen}");
+    }
+}
+
+/// A customer's bucket carries its cart (once per change, none for a change of nothing) and
+/// its saved addresses; a guest's cart is published nowhere, another customer of the store
+/// never reads either, and deleting the cart after checkout leaves a tombstone.
+#[tokio::test]
+async fn a_customer_pulls_its_cart_and_addresses_and_nobody_else_does() {
+    let t = TestApp::new().await;
+    let shop = shop(&t, "synccart").await;
+    let (ann, ann_token) = customer(&t, &shop, "ann@example.test").await;
+    let (bob, bob_token) = customer(&t, &shop, "bob@example.test").await;
+    let items = format!("/api/v1/storefronts/{}/cart/items", shop.subdomain);
+    let line = |quantity: u32| json!({"product_id": shop.product, "variant_id": shop.variant, "quantity": quantity});
+    t.send(Method::PUT, &items, Some(&ann_token), Some(line(2)))
+        .await
+        .expect(StatusCode::OK);
+    let anns = format!("cust:{ann}");
+    let mut replica = Replica::default();
+    sync_all(&t, &ann_token, &mut replica, None).await;
+    let (cart, data) = only_cart(&replica, &anns);
+    assert_eq!(data["items"][0]["quantity"], json!(2), "{data}");
+    assert_eq!(
+        data["items"][0]["variant_id"],
+        json!(shop.variant),
+        "{data}"
+    );
+
+    // One change is one row; setting the same quantity again is none.
+    t.send(Method::PUT, &items, Some(&ann_token), Some(line(3)))
+        .await
+        .expect(StatusCode::OK);
+    let answer = pull(&t, &ann_token, &replica, None).await;
+    let pages = answer["buckets"].as_array().unwrap();
+    assert_eq!(pages.len(), 1, "{answer}");
+    assert_eq!(pages[0]["bucket"], json!(anns));
+    let rows = pages[0]["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{answer}");
+    assert_eq!(rows[0]["id"], json!(cart), "{answer}");
+    assert_eq!(
+        rows[0]["data"]["items"][0]["quantity"],
+        json!(3),
+        "{answer}"
+    );
+    replica.apply(&answer);
+    t.send(Method::PUT, &items, Some(&ann_token), Some(line(3)))
+        .await
+        .expect(StatusCode::OK);
+    let answer = pull(&t, &ann_token, &replica, None).await;
+    assert_eq!(answer["buckets"], json!([]), "{answer}");
+
+    // A saved address.
+    let address = t
+        .send(
+            Method::POST,
+            "/api/v1/customers/me/addresses",
+            Some(&ann_token),
+            Some(json!({
+                "label": "Home", "address_line1": "Annankatu 1", "city": "Helsinki",
+                "postal_code": "00100", "country": "fi", "latitude": 60.171, "longitude": 24.941,
+                "delivery_instructions": "Ring twice", "is_default": true
+            })),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let address: Uuid = address["id"].as_str().unwrap().parse().unwrap();
+    sync_all(&t, &ann_token, &mut replica, None).await;
+    let saved = &replica.live(&anns)[&("address".to_owned(), address)];
+    assert_eq!(saved["address_line1"], json!("Annankatu 1"), "{saved}");
+    assert_eq!(saved["is_default"], json!(true), "{saved}");
+
+    // A guest's cart is published nowhere.
+    let guest = t
+        .send(
+            Method::POST,
+            &format!("/api/v1/storefronts/{}/cart", shop.subdomain),
+            None,
+            None,
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let token = guest["cart_token"].as_str().unwrap().to_owned();
+    t.send_with(
+        Method::PUT,
+        &items,
+        None,
+        Some(line(1)),
+        &[("X-Cart-Token", &token)],
+    )
+    .await
+    .expect(StatusCode::OK);
+    let published: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM sync_rows WHERE kind = 'cart' AND id = $1")
+            .bind(
+                guest["cart"]["id"]
+                    .as_str()
+                    .unwrap()
+                    .parse::<Uuid>()
+                    .unwrap(),
+            )
+            .fetch_one(&t.db.pools.owner)
+            .await
+            .unwrap();
+    assert_eq!(published, 0);
+
+    // Bob, a customer of the same store, reads neither.
+    let mut bobs = Replica::default();
+    let mut seen = String::new();
+    sync_seen(&t, &bob_token, &mut bobs, &mut seen).await;
+    assert!(bobs.live(&format!("cust:{bob}")).is_empty());
+    let answer = pull_raw(&t, &bob_token, &format!("{anns}=0"), None)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(answer["removed"], json!([anns]), "{answer}");
+    seen.push_str(&answer.to_string());
+    for private in [
+        cart.to_string(),
+        address.to_string(),
+        "Annankatu".to_owned(),
+    ] {
+        assert!(!seen.contains(&private), "{private} in {seen}");
+    }
+
+    // Checkout takes its lines from the request; the client then deletes the cart, which
+    // leaves its customer's bucket with a tombstone.
+    let placed = t
+        .send_with(
+            Method::POST,
+            "/api/v1/orders",
+            Some(&ann_token),
+            Some(json!({
+                "items": [{"product_id": shop.product, "variant_id": shop.variant, "quantity": 3}],
+                "fulfilment": {"kind": "pickup"}, "payment": {"method": "cash"},
+                "expected_total_minor": 3000,
+            })),
+            &[("Idempotency-Key", &Uuid::new_v4().to_string())],
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let order: Uuid = placed["id"].as_str().unwrap().parse().unwrap();
+    t.send(
+        Method::DELETE,
+        &format!("/api/v1/storefronts/{}/cart", shop.subdomain),
+        Some(&ann_token),
+        None,
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
+    let answer = pull(&t, &ann_token, &replica, None).await;
+    let page = answer["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["bucket"] == json!(anns))
+        .unwrap()
+        .clone();
+    let rows = page["rows"].as_array().unwrap();
+    assert!(
+        rows.iter().any(|r| r["kind"] == json!("cart")
+            && r["id"] == json!(cart)
+            && r.get("data").is_none()),
+        "{answer}"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r["kind"] == json!("order") && r["id"] == json!(order)),
+        "{answer}"
+    );
+    replica.apply(&answer);
+    let live = replica.live(&anns);
+    assert!(!live.contains_key(&("cart".to_owned(), cart)));
+    assert_eq!(live, server_live(&t, &anns).await);
+}
+
+/// A catalog edit that deletes a variant takes it out of the carts that held it: the cart rows
+/// follow (the catalog bucket is locked before the customers').
+#[tokio::test]
+async fn deleting_a_variant_updates_the_carts_that_held_it() {
+    let t = TestApp::new().await;
+    let shop = shop(&t, "synccascade").await;
+    let (ann, ann_token) = customer(&t, &shop, "ann@example.test").await;
+    let (other, other_variant) = t
+        .product_with_variant(
+            &shop.owner,
+            json!({
+                "sku": "TEA", "name": "Tea", "price_minor": 300, "is_published": true,
+                "variants": [{"name": "Cup", "sku": "TEA-C", "price_adjustment_minor": 0, "stock_quantity": 10}]
+            }),
+        )
+        .await;
+    let items = format!("/api/v1/storefronts/{}/cart/items", shop.subdomain);
+    for (product, variant) in [(shop.product, shop.variant), (other, other_variant)] {
+        t.send(
+            Method::PUT,
+            &items,
+            Some(&ann_token),
+            Some(json!({"product_id": product, "variant_id": variant, "quantity": 1})),
+        )
+        .await
+        .expect(StatusCode::OK);
+    }
+    let anns = format!("cust:{ann}");
+    let mut replica = Replica::default();
+    sync_all(&t, &ann_token, &mut replica, None).await;
+    let (cart, data) = only_cart(&replica, &anns);
+    assert_eq!(data["items"].as_array().unwrap().len(), 2, "{data}");
+    sqlx::query("DELETE FROM product_variants WHERE business_id = $1 AND id = $2")
+        .bind(shop.business)
+        .bind(other_variant)
+        .execute(&t.db.pools.owner)
+        .await
+        .unwrap();
+    sync_all(&t, &ann_token, &mut replica, None).await;
+    let left = &replica.live(&anns)[&("cart".to_owned(), cart)];
+    let lines = left["items"].as_array().unwrap();
+    assert_eq!(lines.len(), 1, "{left}");
+    assert_eq!(lines[0]["variant_id"], json!(shop.variant), "{left}");
+    assert!(!replica
+        .live(&cat(shop.business))
+        .contains_key(&("variant".to_owned(), other_variant)));
+}
+
+/// Lock order: a dispatch transaction holds a delivery's row and writes the board's bucket at
+/// commit; a cancellation of the delivery's order waits for that delivery before it takes the
+/// bucket, so neither waits on the other in the opposite order (no deadlock, both commit).
+#[tokio::test]
+async fn a_cancellation_waits_for_the_delivery_before_the_board() {
+    let t = Arc::new(TestApp::new().await);
+    let shop = shop(&t, "synclocks").await;
+    let order = accepted_order(&t, &shop).await;
+    let delivery: Uuid = sqlx::query_scalar("SELECT id FROM deliveries WHERE order_id = $1")
+        .bind(order)
+        .fetch_one(&t.db.pools.owner)
+        .await
+        .unwrap();
+    let mut dispatcher = t.db.pools.app.begin().await.unwrap();
+    sqlx::query(
+        "SELECT set_config('app.kind', 'dispatcher', true), set_config('app.business_id', $1, true)",
+    )
+    .bind(shop.business.to_string())
+    .execute(&mut *dispatcher)
+    .await
+    .unwrap();
+    sqlx::query("SELECT 1 FROM deliveries WHERE business_id = $1 AND id = $2 FOR UPDATE")
+        .bind(shop.business)
+        .bind(delivery)
+        .execute(&mut *dispatcher)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE deliveries SET status = 'pending', updated_at = now() WHERE business_id = $1 AND id = $2",
+    )
+    .bind(shop.business)
+    .bind(delivery)
+    .execute(&mut *dispatcher)
+    .await
+    .unwrap();
+    let cancel = {
+        let (t, owner) = (t.clone(), shop.owner.clone());
+        tokio::spawn(async move {
+            t.send(
+                Method::PATCH,
+                &format!("/api/v1/business/orders/{order}"),
+                Some(&owner),
+                Some(json!({"type": "cancel", "reason": "oven broke"})),
+            )
+            .await
+            .expect(StatusCode::OK)
+        })
+    };
+    // Poll until the cancellation waits for the delivery (other tests' databases share the
+    // cluster: count this database's waiters only).
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+              WHERE NOT l.granted AND a.datname = current_database()",
+        )
+        .fetch_one(&t.db.pools.owner)
+        .await
+        .unwrap();
+        if waiting == 1 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the cancellation never waited"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    dispatcher.commit().await.unwrap();
+    let cancelled = cancel.await.unwrap();
+    assert_eq!(cancelled["status"], json!("cancelled"), "{cancelled}");
+    let mut replica = Replica::default();
+    sync_all(&t, &shop.owner, &mut replica, None).await;
+    let board = replica.live(&biz(shop.business));
+    assert!(!board.contains_key(&("delivery".to_owned(), delivery)));
+    assert_eq!(
+        board[&("order".to_owned(), order)]["status"],
+        json!("cancelled")
+    );
+}
+
+#[tokio::test]
+async fn admins_read_the_platform_overview_and_nobody_else_does() {
+    let t = TestApp::new().await;
+    let admin = t.admin_token().await;
+    let shop = shop(&t, "syncadmin").await;
+    let (ann, _) = driver(&t, "Ann", (60.171, 24.94), Some((shop.business, 1))).await;
+    let adm = "adm:00000000-0000-0000-0000-000000000000";
+    let mut replica = Replica::default();
+    sync_all(&t, &admin, &mut replica, None).await;
+    assert_eq!(replica.live(adm), server_live(&t, adm).await);
+    let live = replica.live(adm);
+    let business = &live[&("business".to_owned(), shop.business)];
+    assert_eq!(business["status"], json!("active"), "{business}");
+    assert_eq!(business["plan"]["plan_key"], json!("growth"), "{business}");
+    let courier = &live[&("driver".to_owned(), ann)];
+    assert_eq!(courier["approved"], json!(true), "{courier}");
+    // What the console lists, not what is private: no bank details, no contact addresses.
+    let text = serde_json::to_string(&replica.live(adm).values().collect::<Vec<_>>()).unwrap();
+    for secret in ["bank", "contact_email", "email", "license", "ciphertext"] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+
+    // Going offline is not an overview change; suspending a business is, once.
+    let (version, _) = server_checksum(&t, adm).await;
+    sqlx::query(
+        "UPDATE driver_profiles SET is_online = false, online_since = NULL WHERE driver_id = $1",
+    )
+    .bind(ann)
+    .execute(&t.db.pools.owner)
+    .await
+    .unwrap();
+    assert_eq!(server_checksum(&t, adm).await.0, version);
+    sqlx::query("UPDATE businesses SET status = 'suspended' WHERE id = $1")
+        .bind(shop.business)
+        .execute(&t.db.pools.owner)
+        .await
+        .unwrap();
+    assert_eq!(server_checksum(&t, adm).await.0, version + 1);
+    sync_all(&t, &admin, &mut replica, None).await;
+    assert_eq!(
+        replica.live(adm)[&("business".to_owned(), shop.business)]["status"],
+        json!("suspended")
+    );
+
+    // Staff (of another store: this one is suspended now) naming the platform bucket get it
+    // `removed`, never its rows.
+    let other = shop_owner_of_other(&t).await;
+    let answer = pull_raw(&t, &other, &format!("{adm}=0"), None)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(answer["removed"], json!([adm]), "{answer}");
+    assert!(!answer.to_string().contains("suspended"), "{answer}");
 }

@@ -63,6 +63,8 @@ pub struct SyncStatus {
     pub last_synced_at: Option<DateTime<Utc>>,
     /// The last round's error, in words, if it failed.
     pub last_error: Option<String>,
+    /// Attachments (proof photos) still waiting to upload.
+    pub pending_uploads: u64,
 }
 
 /// What one round did.
@@ -78,13 +80,17 @@ pub struct SyncReport {
     pub rows_changed: usize,
     /// Buckets whose checksum disagreed and were fetched again.
     pub refetched: usize,
+    /// Attachments (proof photos) now complete on the server.
+    pub uploaded: usize,
+    /// Attachments that failed this round (tried again next round).
+    pub upload_failures: usize,
 }
 
 /// Pushes and pulls for one store and one signed-in client.
 #[derive(Debug)]
 pub struct SyncEngine {
     store: Arc<Store>,
-    api: ApiClient,
+    api: Mutex<ApiClient>,
     pull_limit: Option<u32>,
     status: Mutex<SyncStatus>,
     round: tokio::sync::Mutex<()>,
@@ -104,10 +110,11 @@ impl SyncEngine {
                 .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
                 .map(|t| t.with_timezone(&Utc)),
             last_error: None,
+            pending_uploads: store.pending_attachments().map_or(0, |a| a.len() as u64),
         };
         Self {
             store,
-            api,
+            api: Mutex::new(api),
             pull_limit: None,
             status: Mutex::new(status),
             round: tokio::sync::Mutex::new(()),
@@ -119,6 +126,19 @@ impl SyncEngine {
     pub fn with_pull_limit(mut self, limit: u32) -> Self {
         self.pull_limit = Some(limit);
         self
+    }
+
+    /// Replaces the access token (after a refresh or a new sign-in); the next request uses it.
+    pub fn set_access_token(&self, token: Option<String>) {
+        self.api
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .access_token = token;
+    }
+
+    /// The API client as it is now (cheap: reqwest's client is shared).
+    pub fn api(&self) -> ApiClient {
+        self.api.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The status as of the last round.
@@ -139,6 +159,9 @@ impl SyncEngine {
     pub async fn sync_now(&self) -> Result<SyncReport, SyncError> {
         let _round = self.round.lock().await;
         let outcome = self.round().await;
+        // The log written by this round goes into the file now, between rounds, rather than
+        // inside some later commit; a failure here is not the round's.
+        let _ = self.blocking(|s| s.checkpoint()).await;
         let finished = crate::now();
         if outcome.is_ok() {
             // Kept so that the apps show it after a restart; a failure here is not the round's.
@@ -147,9 +170,13 @@ impl SyncEngine {
                 .await;
         }
         let pending = self.blocking(|s| s.pending_count()).await.ok();
+        let uploads = self.blocking(|s| s.pending_attachments()).await.ok();
         let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(pending) = pending {
             status.pending = pending;
+        }
+        if let Some(uploads) = uploads {
+            status.pending_uploads = uploads.len() as u64;
         }
         match &outcome {
             Ok(_) => {
@@ -167,13 +194,14 @@ impl SyncEngine {
 
     async fn round(&self) -> Result<SyncReport, SyncError> {
         let mut report = SyncReport::default();
+        let api = self.api();
         let client_id: Uuid = self.blocking(|s| s.client_id()).await?;
         loop {
             let batch = self.blocking(|s| s.pending(PUSH_BATCH)).await?;
             if batch.is_empty() {
                 break;
             }
-            let answer = self.api.push(client_id, batch).await?;
+            let answer = api.push(client_id, batch).await?;
             let recorded = {
                 let answer = answer.clone();
                 self.blocking(move |s| s.record_results(&answer)).await?
@@ -187,6 +215,17 @@ impl SyncEngine {
                 )));
             }
         }
+        // Photos go after the mutations that name them (the server accepts a step whose
+        // photo is still on its way) and before the pull; a failed upload is retried next
+        // round and never holds back the download.
+        let uploads = crate::attachments::upload_pending(&self.store, &api)
+            .await
+            .map_err(|e| match e {
+                crate::attachments::AttachmentError::Store(e) => SyncError::Store(e),
+                other => SyncError::Task(other.to_string()),
+            })?;
+        report.uploaded = uploads.completed;
+        report.upload_failures = uploads.failed;
         let mut refetches = 0;
         loop {
             if report.pulls == MAX_PULLS {
@@ -195,7 +234,7 @@ impl SyncEngine {
                 )));
             }
             let cursors = self.blocking(|s| s.cursors()).await?;
-            let answer = self.api.pull(&cursors, self.pull_limit).await?;
+            let answer = api.pull(&cursors, self.pull_limit).await?;
             report.pulls += 1;
             let more = answer.more;
             let applied = self.blocking(move |s| s.apply_pull(&answer)).await?;

@@ -1,11 +1,12 @@
-//! The typed HTTP client of the server's API: sign-in and the two sync endpoints.
+//! The typed HTTP client of the server's API: sign-in, token refresh and sign-out, the two sync
+//! endpoints and the resumable upload of attachments.
 //!
 //! Errors keep apart what a retry may fix (the network, an overloaded or failing server) from
 //! what the server decided (an RFC 9457 problem with a stable `code`), so the engine backs off
 //! from the first and reports the second. The `code` is kept as the wire string as well as the
 //! known [`ErrorCode`]: a newer server may answer codes this build does not know.
 
-use fleetfront_domain::api::auth::{LoginRequest, TokenResponse};
+use fleetfront_domain::api::auth::{LoginRequest, RefreshRequest, TokenResponse};
 use fleetfront_domain::api::sync::{Mutation, PullResponse, PushRequest, PushResponse};
 use fleetfront_domain::ErrorCode;
 use reqwest::StatusCode;
@@ -130,6 +131,44 @@ impl ApiClient {
         Ok(tokens)
     }
 
+    /// Trades the refresh token for new tokens (`POST /api/v1/auth/refresh`; the old refresh
+    /// token is spent) and keeps the new access token.
+    ///
+    /// # Errors
+    /// [`ApiError`]; a spent or expired refresh token is a `Problem` the caller answers by
+    /// signing in again.
+    pub async fn refresh(&mut self, refresh_token: &str) -> Result<TokenResponse, ApiError> {
+        let body = RefreshRequest {
+            refresh_token: refresh_token.to_owned(),
+        };
+        let request = self.http.post(self.url("/api/v1/auth/refresh")).json(&body);
+        let tokens: TokenResponse = send(request).await?;
+        self.access_token = Some(tokens.access_token.clone());
+        Ok(tokens)
+    }
+
+    /// Ends the session on the server (`POST /api/v1/auth/logout`) and forgets the token.
+    ///
+    /// # Errors
+    /// [`ApiError`]; the token is forgotten either way.
+    pub async fn logout(&mut self, refresh_token: &str) -> Result<(), ApiError> {
+        let body = RefreshRequest {
+            refresh_token: refresh_token.to_owned(),
+        };
+        let token = self.access_token.take();
+        let mut request = self.http.post(self.url("/api/v1/auth/logout")).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.map_err(ApiError::Network)?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let bytes = response.bytes().await.map_err(ApiError::Network)?;
+        Err(problem(status, &bytes))
+    }
+
     /// Pulls changes after `cursors` (`GET /api/v1/sync/pull`).
     ///
     /// # Errors
@@ -169,6 +208,66 @@ impl ApiClient {
             .bearer_auth(self.token()?)
             .json(&body);
         send(request).await
+    }
+
+    /// How far this account's upload of the file `sha256` has got
+    /// (`GET /api/v1/uploads/{sha256}`); `None` when the server has none (start from 0).
+    ///
+    /// # Errors
+    /// [`ApiError`].
+    pub async fn upload_status(
+        &self,
+        sha256: &str,
+    ) -> Result<Option<fleetfront_domain::api::media::UploadView>, ApiError> {
+        let request = self
+            .http
+            .get(self.url(&format!("/api/v1/uploads/{sha256}")))
+            .bearer_auth(self.token()?);
+        match send(request).await {
+            Err(ApiError::Problem { status: 404, .. }) => Ok(None),
+            other => other.map(Some),
+        }
+    }
+
+    /// Sends one chunk of a resumable upload (`PUT /api/v1/uploads/{sha256}`). A chunk that
+    /// starts past what the server holds is answered with the offset to resume from.
+    ///
+    /// # Errors
+    /// [`ApiError`]; `hash_mismatch` when the completed file does not have its SHA-256.
+    pub async fn upload_chunk(
+        &self,
+        chunk: crate::attachments::UploadChunk<'_>,
+    ) -> Result<crate::attachments::ChunkAnswer, ApiError> {
+        use fleetfront_domain::api::media::{UPLOAD_LENGTH_HEADER, UPLOAD_OFFSET_HEADER};
+        let request = self
+            .http
+            .put(self.url(&format!("/api/v1/uploads/{}", chunk.sha256)))
+            .bearer_auth(self.token()?)
+            .query(&[("purpose", chunk.purpose), ("owner", chunk.owner_id)])
+            .header(UPLOAD_OFFSET_HEADER, chunk.offset)
+            .header(UPLOAD_LENGTH_HEADER, chunk.length)
+            .header(reqwest::header::CONTENT_TYPE, chunk.content_type)
+            .body(chunk.bytes);
+        let response = request.send().await.map_err(ApiError::Network)?;
+        let status = response.status();
+        let resume = response
+            .headers()
+            .get(UPLOAD_OFFSET_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let bytes = response.bytes().await.map_err(ApiError::Network)?;
+        match (status, resume) {
+            (StatusCode::CONFLICT, Some(offset)) => {
+                Ok(crate::attachments::ChunkAnswer::Resume(offset))
+            }
+            (status, _) if status.is_success() => serde_json::from_slice(&bytes)
+                .map(crate::attachments::ChunkAnswer::Stored)
+                .map_err(|e| ApiError::Unexpected {
+                    status: status.as_u16(),
+                    message: format!("body does not parse: {e}"),
+                }),
+            (status, _) => Err(problem(status, &bytes)),
+        }
     }
 }
 

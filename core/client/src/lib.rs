@@ -1,18 +1,23 @@
-//! Fleetfront's offline-first client core (`../shared/design.md` section 4): the local SQLite
-//! [`store`] (pulled rows by bucket, the outbox of mutations, their results), the typed
-//! [`http`] client of the server's sync API and the [`engine`] that pushes and pulls.
+//! Fleetfront's offline-first client core (`../shared/design.md` section 4). Apps call the
+//! [`api::Client`] facade: sign-in, reads from the local SQLite [`store`], mutations that
+//! [`local`] applies at once with the domain's rules and queues for the server, the sync
+//! [`engine`] (push, [`attachments`] upload, pull) and its status.
 //!
-//! Reads come from the local store; writes are queued as mutations and reach the server on the
-//! next [`engine::SyncEngine::sync_now`]. The wire protocol and its pure rules (cursors,
-//! checksums, the dense sequence) live in `fleetfront_domain::sync` and
-//! `fleetfront_domain::api::sync`, shared with the server.
+//! Reads come from the local store (pulled rows with pending intent on top); writes reach the
+//! server on the next round. The wire protocol and its pure rules (cursors, checksums, the
+//! dense sequence, the mutations' arguments) live in `fleetfront_domain::sync` and
+//! `fleetfront_domain::api::{sync, mutations}`, shared with the server.
 
 #![forbid(unsafe_code)]
 
+pub mod api;
+pub mod attachments;
 pub mod engine;
 pub mod http;
+pub mod local;
 pub mod store;
 
+pub use api::{Background, Client, ClientError};
 pub use engine::{Backoff, SyncEngine, SyncError, SyncReport, SyncStatus};
 pub use http::{ApiClient, ApiError};
 pub use store::{ApplyReport, RecordReport, Rejection, Store, StoreError};

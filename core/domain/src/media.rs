@@ -11,6 +11,9 @@ use crate::value::ValueError;
 /// The largest upload, in bytes (10 MiB).
 pub const MAX_UPLOAD_BYTES: usize = 10 * 1024 * 1024;
 
+/// The largest chunk of a resumable upload (`PUT /api/v1/uploads/{sha256}`), in bytes (1 MiB).
+pub const MAX_UPLOAD_CHUNK_BYTES: usize = 1024 * 1024;
+
 /// The widest and tallest image accepted, in pixels; larger headers are refused before any
 /// pixel is decoded (a "decompression bomb" is a small file that claims a huge image).
 pub const MAX_IMAGE_SIDE: u32 = 8000;

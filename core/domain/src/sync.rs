@@ -5,9 +5,11 @@
 //! A bucket is a named set of rows a principal may read; the server computes a principal's
 //! buckets from its token and memberships, and a client never names a private bucket it was
 //! not given. Names are `{kind}:{uuid}`: `cat:{business}` (a store's public catalog),
-//! `biz:{business}` (a store's operations, for its staff), `drv:{driver}` (a driver's offers,
-//! assignments and the orders they reference, only while assigned) and `cust:{customer}` (a
-//! customer's orders).
+//! `biz:{business}` (a store's operations, for its staff: orders, active deliveries, dedicated
+//! drivers, the team and the settings), `drv:{driver}` (a driver's offers, assignments and the
+//! orders they reference, only while assigned), `cust:{customer}` (a customer's orders, cart
+//! and saved addresses) and `adm:{nil uuid}` (the platform's overview for its admins: businesses
+//! with their plan, drivers with their approval).
 //!
 //! # Versions and checksums
 //! Each bucket has a version counter incremented inside the writing transaction, so versions
@@ -43,8 +45,10 @@ pub enum BucketKind {
     Business,
     /// A driver's work (`drv:{driver}`).
     Driver,
-    /// A customer's orders (`cust:{customer}`).
+    /// A customer's orders, cart and addresses (`cust:{customer}`).
     Customer,
+    /// The platform's overview for its admins (`adm:{nil uuid}`): businesses and drivers.
+    Platform,
 }
 
 impl BucketKind {
@@ -55,6 +59,7 @@ impl BucketKind {
             Self::Business => "biz",
             Self::Driver => "drv",
             Self::Customer => "cust",
+            Self::Platform => "adm",
         }
     }
 }
@@ -100,6 +105,14 @@ impl Bucket {
             owner: customer,
         }
     }
+
+    /// The platform's overview (one bucket, owned by the nil id: the platform itself).
+    pub fn platform() -> Self {
+        Self {
+            kind: BucketKind::Platform,
+            owner: Uuid::nil(),
+        }
+    }
 }
 
 impl fmt::Display for Bucket {
@@ -109,7 +122,7 @@ impl fmt::Display for Bucket {
 }
 
 /// The buckets `actor` may read: staff their business's catalog and operations, a customer its
-/// store's catalog and its own orders, a driver its own work; admins none yet. The server
+/// store's catalog and its own orders, a driver its own work, an admin the platform's overview. The server
 /// answers pulls for exactly these (its SQL twin `app_sync_buckets()` scopes the rows), and a
 /// client knows from it which buckets to expect.
 pub fn readable_buckets(actor: &Actor) -> Vec<Bucket> {
@@ -121,14 +134,14 @@ pub fn readable_buckets(actor: &Actor) -> Vec<Bucket> {
             vec![Bucket::catalog(business.0), Bucket::customer(customer.0)]
         }
         Actor::Driver { user } => vec![Bucket::driver(user.0)],
-        _ => Vec::new(),
+        Actor::Admin { .. } => vec![Bucket::platform()],
     }
 }
 
 /// Why a bucket name or cursor list did not parse.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CursorError {
-    /// Not `{cat|biz|drv|cust}:{uuid}`.
+    /// Not `{cat|biz|drv|cust|adm}:{uuid}`.
     #[error("unknown bucket {0:?}")]
     UnknownBucket(String),
     /// Not `bucket=version`, or a version that is not a non-negative integer.
@@ -156,6 +169,7 @@ impl FromStr for Bucket {
             BucketKind::Business,
             BucketKind::Driver,
             BucketKind::Customer,
+            BucketKind::Platform,
         ]
         .into_iter()
         .find(|k| k.prefix() == prefix)
@@ -280,9 +294,14 @@ mod tests {
             Bucket::business(id()),
             Bucket::driver(id()),
             Bucket::customer(id()),
+            Bucket::platform(),
         ] {
             assert_eq!(b.to_string().parse::<Bucket>(), Ok(b));
         }
+        assert_eq!(
+            Bucket::platform().to_string(),
+            "adm:00000000-0000-0000-0000-000000000000"
+        );
         assert_eq!(
             Bucket::catalog(id()).to_string(),
             "cat:01a213b6-0d3a-76e7-b9b9-db9c9cb0303d"
@@ -384,10 +403,12 @@ mod tests {
             }),
             [Bucket::driver(person)]
         );
-        assert!(readable_buckets(&Actor::Admin {
-            user: UserId(person)
-        })
-        .is_empty());
+        assert_eq!(
+            readable_buckets(&Actor::Admin {
+                user: UserId(person)
+            }),
+            [Bucket::platform()]
+        );
     }
 
     #[test]

@@ -10,9 +10,9 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use fleetfront_domain::api::cart::{
-    merged_quantity, CartLineView, CartView, NewCart, SetCartItemRequest, MAX_LINES,
+    merged_quantity, CartItemChange, CartLineView, CartView, NewCart, SetCartItemRequest, MAX_LINES,
 };
 use fleetfront_domain::api::Problem;
 use fleetfront_domain::auth::Claims;
@@ -170,12 +170,7 @@ async fn find_cart(
 }
 
 /// The customer's cart, created when missing. Guests create carts only with `POST .../cart`.
-async fn customer_cart(
-    tx: &mut Tx,
-    app: &App,
-    business: BusinessId,
-    customer: CustomerId,
-) -> Result<Uuid> {
+async fn customer_cart(tx: &mut Tx, business: BusinessId, customer: CustomerId) -> Result<Uuid> {
     let id = new_id();
     sqlx::query(
         "INSERT INTO carts (business_id, id, customer_id, expires_at) VALUES ($1, $2, $3, 'infinity') \
@@ -186,7 +181,10 @@ async fn customer_cart(
     .bind(customer.0)
     .execute(&mut **tx)
     .await?;
-    find_cart(tx, app, business, &Holder::Customer(customer))
+    sqlx::query_scalar("SELECT id FROM carts WHERE business_id = $1 AND customer_id = $2")
+        .bind(business.0)
+        .bind(customer.0)
+        .fetch_optional(&mut **tx)
         .await?
         .ok_or_else(|| Error::not_found("cart"))
 }
@@ -274,12 +272,11 @@ async fn view(tx: &mut Tx, business: BusinessId, cart: Uuid) -> Result<CartView>
 
 async fn touch(
     tx: &mut Tx,
-    app: &App,
+    now: DateTime<Utc>,
     business: BusinessId,
     cart: Uuid,
     guest: bool,
 ) -> Result<()> {
-    let now = app.clock.now();
     sqlx::query(
         "UPDATE carts SET updated_at = $3, expires_at = CASE WHEN $4 THEN $5 ELSE expires_at END WHERE business_id = $1 AND id = $2",
     )
@@ -327,10 +324,7 @@ async fn create_cart(
 ) -> Result<(StatusCode, Json<NewCart>)> {
     let (mut tx, business, holder, who) = open(&app, &subdomain, &auth, &headers).await?;
     let (cart, token) = match holder {
-        Holder::Customer(customer) => (
-            customer_cart(&mut tx, &app, business, customer).await?,
-            None,
-        ),
+        Holder::Customer(customer) => (customer_cart(&mut tx, business, customer).await?, None),
         Holder::Guest(_) => {
             let token = random_secret();
             let hash = secret_hash(&token);
@@ -382,11 +376,37 @@ async fn set_item(
     let change = req.parse()?;
     let (mut tx, business, holder, who) = open(&app, &subdomain, &auth, &headers).await?;
     let cart = match &holder {
-        Holder::Customer(customer) => customer_cart(&mut tx, &app, business, *customer).await?,
+        Holder::Customer(customer) => customer_cart(&mut tx, business, *customer).await?,
         Holder::Guest(_) => find_cart(&mut tx, &app, business, &holder)
             .await?
             .ok_or_else(no_cart)?,
     };
+    set_line(&mut tx, business, cart, &change).await?;
+    touch(
+        &mut tx,
+        app.clock.now(),
+        business,
+        cart,
+        matches!(holder, Holder::Guest(_)),
+    )
+    .await?;
+    let event = Event::ok("cart.set_item", "cart", cart)
+        .with_details(serde_json::json!({"product_id": change.product_id, "variant_id": change.variant_id, "quantity": change.quantity}));
+    audit::record(&mut tx, &ctx, who, Some(business), event).await?;
+    let view = view(&mut tx, business, cart).await?;
+    tx.commit().await?;
+    Ok(Json(view))
+}
+
+/// Sets one line of `cart` to `change.quantity` (0 removes it): the product must be on sale
+/// here, a product with variants needs one of its own, the stock must cover the quantity,
+/// and a cart holds at most [`MAX_LINES`] lines.
+async fn set_line(
+    tx: &mut Tx,
+    business: BusinessId,
+    cart: Uuid,
+    change: &CartItemChange,
+) -> Result<()> {
     if change.quantity == 0 {
         sqlx::query(
             "DELETE FROM cart_items WHERE business_id = $1 AND cart_id = $2 AND product_id = $3 AND variant_id IS NOT DISTINCT FROM $4",
@@ -395,7 +415,7 @@ async fn set_item(
         .bind(cart)
         .bind(change.product_id)
         .bind(change.variant_id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     } else {
         // The product must be on sale here; a product with variants needs one of its own.
@@ -405,7 +425,7 @@ async fn set_item(
         )
         .bind(business.0)
         .bind(change.product_id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
         let Some((has_variants,)) = product else {
             return Err(Error::field(
@@ -437,7 +457,7 @@ async fn set_item(
                 .bind(business.0)
                 .bind(variant)
                 .bind(change.product_id)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut **tx)
                 .await?;
                 row.ok_or_else(|| {
                     Error::field(
@@ -468,7 +488,7 @@ async fn set_item(
         .bind(change.product_id)
         .bind(change.variant_id)
         .bind(i32::try_from(change.quantity).expect("quantity ≤ 999"))
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         if updated.rows_affected() == 0 {
             let lines: i64 = sqlx::query_scalar(
@@ -476,7 +496,7 @@ async fn set_item(
             )
             .bind(business.0)
             .bind(cart)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut **tx)
             .await?;
             if lines >= i64::try_from(MAX_LINES).expect("small") {
                 return Err(Error::new(
@@ -493,24 +513,47 @@ async fn set_item(
             .bind(change.product_id)
             .bind(change.variant_id)
             .bind(i32::try_from(change.quantity).expect("quantity ≤ 999"))
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
     }
-    touch(
-        &mut tx,
-        &app,
-        business,
-        cart,
-        matches!(holder, Holder::Guest(_)),
+    Ok(())
+}
+
+/// `cart.add@1` of `POST /api/v1/sync/push`: sets a line of the signed-in customer `actor`'s
+/// cart at their store in `tx` (the mutation's transaction, as the customer), as
+/// `PUT /api/v1/storefronts/{subdomain}/cart/items` does, and answers the cart.
+///
+/// # Errors
+/// `forbidden` for an actor that is not a customer; as the endpoint: `validation_failed` (the
+/// product, variant or quantity), `conflict` (out of stock, too many lines), database errors.
+pub(crate) async fn set_customer_item(
+    tx: &mut Tx,
+    ctx: &Ctx,
+    actor: &Actor,
+    req: &SetCartItemRequest,
+    now: DateTime<Utc>,
+) -> Result<CartView> {
+    let Actor::Customer { customer, business } = *actor else {
+        return Err(Error::forbidden("carts belong to a store's customers"));
+    };
+    let change = req.parse()?;
+    let cart = customer_cart(tx, business, customer).await?;
+    set_line(tx, business, cart, &change).await?;
+    touch(tx, now, business, cart, false).await?;
+    let event = Event::ok("cart.set_item", "cart", cart).with_details(serde_json::json!({
+        "product_id": change.product_id, "variant_id": change.variant_id,
+        "quantity": change.quantity, "via": "sync",
+    }));
+    audit::record(
+        tx,
+        ctx,
+        Who::customer(Some(customer.0)),
+        Some(business),
+        event,
     )
     .await?;
-    let event = Event::ok("cart.set_item", "cart", cart)
-        .with_details(serde_json::json!({"product_id": change.product_id, "variant_id": change.variant_id, "quantity": change.quantity}));
-    audit::record(&mut tx, &ctx, who, Some(business), event).await?;
-    let view = view(&mut tx, business, cart).await?;
-    tx.commit().await?;
-    Ok(Json(view))
+    view(tx, business, cart).await
 }
 
 /// Empties and forgets the cart.
@@ -569,7 +612,7 @@ async fn merge_cart(
     let guest = find_cart(&mut tx, &app, business, &Holder::Guest(Some(hash)))
         .await?
         .ok_or_else(no_cart)?;
-    let mine = customer_cart(&mut tx, &app, business, customer).await?;
+    let mine = customer_cart(&mut tx, business, customer).await?;
     let lines: Vec<(Uuid, Option<Uuid>, i32)> = sqlx::query_as(
         "SELECT product_id, variant_id, quantity FROM cart_items WHERE business_id = $1 AND cart_id = $2 ORDER BY added_at, id",
     )
@@ -622,7 +665,7 @@ async fn merge_cart(
         .bind(guest)
         .execute(&mut *tx)
         .await?;
-    touch(&mut tx, &app, business, mine, false).await?;
+    touch(&mut tx, app.clock.now(), business, mine, false).await?;
     audit::record(
         &mut tx,
         &ctx,

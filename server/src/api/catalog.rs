@@ -14,7 +14,7 @@ use fleetfront_domain::api::catalog::{
 };
 use fleetfront_domain::api::{FieldErrors, Problem};
 use fleetfront_domain::catalog::{self, CategoryTreeError};
-use fleetfront_domain::permission::Permission;
+use fleetfront_domain::permission::{Actor, Permission};
 use fleetfront_domain::plan::LimitKind;
 use fleetfront_domain::{BusinessId, CategoryId, ErrorCode};
 use sqlx::FromRow;
@@ -23,6 +23,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::business::begin_staff;
+use super::staff_business;
 use crate::app::App;
 use crate::audit::{self, Event, Who};
 use crate::catalog::{self as store, Audience};
@@ -40,7 +41,11 @@ pub(crate) fn routes(router: OpenApiRouter<App>) -> OpenApiRouter<App> {
         .routes(routes!(update_category, delete_category))
 }
 
-async fn view(tx: &mut Tx, business: BusinessId, id: Uuid) -> Result<ProductView> {
+/// A product of `business` as its staff see it.
+///
+/// # Errors
+/// `not_found`, database errors.
+pub(crate) async fn view(tx: &mut Tx, business: BusinessId, id: Uuid) -> Result<ProductView> {
     let row = store::product(tx, business, id, Audience::Staff)
         .await?
         .ok_or_else(|| Error::not_found("product"))?;
@@ -90,35 +95,57 @@ async fn create_product(
     auth: Auth,
     ApiJson(req): ApiJson<CreateProductRequest>,
 ) -> Result<(StatusCode, Json<ProductView>)> {
+    let (mut tx, actor, _) = begin_staff(&app, &auth, Permission::CatalogManage).await?;
+    let view = create_product_in(&mut tx, &ctx, &actor, new_id(), &req).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// Adds the product `id` with its variants in `tx`, as the staff member `actor`
+/// (whose `catalog.manage` in their business the caller checked): the endpoint's body, which `product.create@1`
+/// of `POST /api/v1/sync/push` shares with a client-made id. A product `id` already there is
+/// answered as it is, unchanged.
+///
+/// # Errors
+/// `validation_failed`, `plan_limit_reached`, an unknown category, a SKU taken (`conflict`),
+/// database errors.
+pub(crate) async fn create_product_in(
+    tx: &mut Tx,
+    ctx: &Ctx,
+    actor: &Actor,
+    id: Uuid,
+    req: &CreateProductRequest,
+) -> Result<ProductView> {
     let draft = req.parse()?;
-    let (mut tx, actor, business) = begin_staff(&app, &auth, Permission::CatalogManage).await?;
+    let business = staff_business(actor)?;
     // Two concurrent creations must not both take the last slot of the plan.
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('products:' || $1::text, 0))")
         .bind(business.0)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
+    // A client-made id (`product.create@1`) is the creation's idempotency key: a product
+    // already there (a second mutation creating it) is answered as it is. The lock above
+    // orders two creations of one id.
+    if store::product(tx, business, id, Audience::Staff)
+        .await?
+        .is_some()
+    {
+        return view(tx, business, id).await;
+    }
     let count: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM products WHERE business_id = $1 AND archived_at IS NULL",
     )
     .bind(business.0)
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut **tx)
     .await?;
-    tenancy::check_plan_limit(&mut tx, business, LimitKind::Products, count).await?;
+    tenancy::check_plan_limit(tx, business, LimitKind::Products, count).await?;
     if let Some(category) = draft.category {
-        if !store::category_exists(&mut tx, business, category).await? {
+        if !store::category_exists(tx, business, category).await? {
             return Err(unknown_category());
         }
     }
-    let id = new_id();
     store::refuse_clashes(
-        store::sku_clashes(
-            &mut tx,
-            business,
-            id,
-            Some(&draft.sku),
-            Some(&draft.variants),
-        )
-        .await?,
+        store::sku_clashes(tx, business, id, Some(&draft.sku), Some(&draft.variants)).await?,
     )?;
     sqlx::query(
         "INSERT INTO products (business_id, id, sku, name, description, price_minor, cost_minor, category_id, is_published, preparation_time_minutes) \
@@ -134,14 +161,12 @@ async fn create_product(
     .bind(draft.category.map(|c| c.0))
     .bind(draft.is_published)
     .bind(i32::from(draft.preparation_time_minutes))
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
-    store::replace_variants(&mut tx, business, id, &draft.variants).await?;
-    let event = Event::ok("product.create", "product", id).with_request(&req)?;
-    audit::record(&mut tx, &ctx, Who::from(&actor), Some(business), event).await?;
-    let view = view(&mut tx, business, id).await?;
-    tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(view)))
+    store::replace_variants(tx, business, id, &draft.variants).await?;
+    let event = Event::ok("product.create", "product", id).with_request(req)?;
+    audit::record(tx, ctx, Who::from(actor), Some(business), event).await?;
+    view(tx, business, id).await
 }
 
 /// One product, archived or not.
@@ -173,14 +198,33 @@ async fn update_product(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(req): ApiJson<UpdateProductRequest>,
 ) -> Result<Json<ProductView>> {
+    let (mut tx, actor, _) = begin_staff(&app, &auth, Permission::CatalogManage).await?;
+    let view = update_product_in(&mut tx, &ctx, &actor, id, &req).await?;
+    tx.commit().await?;
+    Ok(Json(view))
+}
+
+/// Changes the product `id` in `tx`, as the staff member `actor` (whose
+/// `catalog.manage` the caller checked): the endpoint's body, shared with `product.update@1`
+/// of `POST /api/v1/sync/push`.
+///
+/// # Errors
+/// `validation_failed`, `not_found`, `conflict` (archived, a SKU taken), database errors.
+pub(crate) async fn update_product_in(
+    tx: &mut Tx,
+    ctx: &Ctx,
+    actor: &Actor,
+    id: Uuid,
+    req: &UpdateProductRequest,
+) -> Result<ProductView> {
     let change = req.parse()?;
-    let (mut tx, actor, business) = begin_staff(&app, &auth, Permission::CatalogManage).await?;
+    let business = staff_business(actor)?;
     let current: (i64, Option<chrono::DateTime<chrono::Utc>>) = sqlx::query_as(
         "SELECT price_minor, archived_at FROM products WHERE business_id = $1 AND id = $2 FOR UPDATE",
     )
     .bind(business.0)
     .bind(id)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut **tx)
     .await?
     .ok_or_else(|| Error::not_found("product"))?;
     if current.1.is_some() {
@@ -194,17 +238,17 @@ async fn update_product(
     )
     .bind(business.0)
     .bind(id)
-    .fetch_all(&mut *tx)
+    .fetch_all(&mut **tx)
     .await?;
     change.check_against(current.0, &adjustments)?;
     if let Some(Some(category)) = change.category {
-        if !store::category_exists(&mut tx, business, category).await? {
+        if !store::category_exists(tx, business, category).await? {
             return Err(unknown_category());
         }
     }
     store::refuse_clashes(
         store::sku_clashes(
-            &mut tx,
+            tx,
             business,
             id,
             change.sku.as_ref(),
@@ -233,16 +277,14 @@ async fn update_product(
     .bind(change.category.flatten().map(|c| c.0))
     .bind(change.is_published)
     .bind(change.preparation_time_minutes.map(i32::from))
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
     if let Some(variants) = &change.variants {
-        store::replace_variants(&mut tx, business, id, variants).await?;
+        store::replace_variants(tx, business, id, variants).await?;
     }
-    let event = Event::ok("product.update", "product", id).with_request(&req)?;
-    audit::record(&mut tx, &ctx, Who::from(&actor), Some(business), event).await?;
-    let view = view(&mut tx, business, id).await?;
-    tx.commit().await?;
-    Ok(Json(view))
+    let event = Event::ok("product.update", "product", id).with_request(req)?;
+    audit::record(tx, ctx, Who::from(actor), Some(business), event).await?;
+    view(tx, business, id).await
 }
 
 /// Deletes a product from the catalog by archiving it: it is unpublished, leaves every list and

@@ -60,7 +60,9 @@ fn driver_of(claims: &Claims) -> Result<UserId> {
 
 /// Reports a step of the delivery the signed-in driver holds: `arrived_at_store`, `picked_up`,
 /// `arrived_at_customer`, `delivered` (with the proof photo when the business requires one, and
-/// the cash collected on a cash order) or `failed` (with a reason). Steps may be skipped (they
+/// the cash collected on a cash order) or `failed` (with a reason). A `proof_sha256` whose photo
+/// has not been uploaded yet is accepted: the delivery's `proof` shows `pending` until the
+/// photo's upload (`PUT /api/v1/uploads/{sha256}?purpose=delivery_proof&owner={id}`) completes. Steps may be skipped (they
 /// are filled in); skipping the pickup needs the device's `position` and `recorded_at`, and for
 /// `delivered` a proof photo. A step the delivery has passed is recorded as `superseded`. The
 /// order follows (`picked_up`, `delivered`; a delivered card order is captured), and delivering
@@ -71,7 +73,7 @@ fn driver_of(claims: &Claims) -> Result<UserId> {
     responses((status = 200, body = DeliveryView), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem),
         (status = 409, body = Problem, description = "invalid_transition: proof_required, delivery_evidence_required, delivery_forbidden, reason_needs_pickup, or the order is not ready"),
-        (status = 422, body = Problem, description = "Bad fields or cash: cash_amount_required, cash_not_due, invalid_cash_amount, cash_over_due, shortfall_reason_required, unknown_proof")))]
+        (status = 422, body = Problem, description = "Bad fields or cash: cash_amount_required, cash_not_due, invalid_cash_amount, cash_over_due, shortfall_reason_required")))]
 async fn report_status(
     State(app): State<App>,
     ctx: Ctx,

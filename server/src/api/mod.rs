@@ -23,6 +23,7 @@ pub mod payouts;
 pub mod reviews;
 pub mod storefront;
 pub mod sync;
+pub mod uploads;
 pub mod webhooks;
 
 use fleetfront_domain::permission::{can, Actor, Ask, Resource};

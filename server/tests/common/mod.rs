@@ -26,6 +26,7 @@ use tower::ServiceExt;
 use uuid::Uuid;
 
 pub mod fleet;
+pub mod net;
 
 /// Password given to the test roles (needed when the server uses password auth over TCP).
 pub const ROLE_PASSWORD: &str = "fleetfront-test-role";

@@ -18,6 +18,7 @@ mod locations;
 mod nearest;
 mod scenario;
 mod seed;
+mod sync;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,6 +102,18 @@ struct Args {
     /// Dispatch: free drivers per round.
     #[arg(long, default_value_t = 1000)]
     dispatch_drivers: usize,
+    /// Sync: products in the sync scenario's own store.
+    #[arg(long, default_value_t = 10_000)]
+    sync_products: usize,
+    /// Sync: repetitions of each figure.
+    #[arg(long, default_value_t = 2)]
+    sync_runs: usize,
+    /// Sync: seed of the devices' offline mutation mix and of the synthetic rows.
+    #[arg(long, default_value_t = 5)]
+    sync_seed: u64,
+    /// Sync-local: rows in the client store.
+    #[arg(long, default_value_t = 500_000)]
+    sync_local_rows: usize,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -126,6 +139,12 @@ enum Scenario {
     /// Batch dispatch rounds on a synthetic city, in process, against the greedy baseline
     /// (only when named; needs no server).
     Dispatch,
+    /// The offline-first client (`fleetfront-core`) against the server: initial and
+    /// incremental pulls, a push of 1,000 mutations, three devices reconnecting at once (only
+    /// when named; seeds a store of its own).
+    Sync,
+    /// One change applied to a client store of 500,000 rows (only when named; needs no server).
+    SyncLocal,
 }
 
 impl Scenario {
@@ -149,6 +168,8 @@ impl Scenario {
             Self::Locations => "locations",
             Self::Nearest => "nearest",
             Self::Dispatch => "dispatch",
+            Self::Sync => "sync",
+            Self::SyncLocal => "sync-local",
         }
     }
 }
@@ -178,6 +199,12 @@ async fn main() -> anyhow::Result<()> {
     {
         bail!("--drivers 200..=1000000, --batch-size 1..=500, --seed-concurrency 1..=1024, --nearest-threads 1..=64, --nearest-k 1..=100");
     }
+    if !(2..=100_000).contains(&args.sync_products)
+        || !(1..=10).contains(&args.sync_runs)
+        || !(1_000..=5_000_000).contains(&args.sync_local_rows)
+    {
+        bail!("--sync-products 2..=100000, --sync-runs 1..=10, --sync-local-rows 1000..=5000000");
+    }
     let mode = match args.rate {
         Some(rate) => Mode::Open {
             rate,
@@ -204,6 +231,8 @@ async fn main() -> anyhow::Result<()> {
                 | Scenario::Locations
                 | Scenario::Nearest
                 | Scenario::Dispatch
+                | Scenario::Sync
+                | Scenario::SyncLocal
         )
     });
     let store = if needs_store {
@@ -241,6 +270,28 @@ async fn main() -> anyhow::Result<()> {
     let mut failed = Vec::new();
     for scenario in &args.scenario {
         let op: Op = match scenario {
+            Scenario::Sync => {
+                let settings = sync::Settings {
+                    products: args.sync_products,
+                    seed: args.sync_seed,
+                    runs: args.sync_runs,
+                    watched,
+                    ticks,
+                };
+                if !sync::run(&client, &args.url, &settings).await?.passed {
+                    failed.push("sync");
+                }
+                continue;
+            }
+            Scenario::SyncLocal => {
+                let (rows, seed) = (args.sync_local_rows, args.sync_seed);
+                let report =
+                    tokio::task::spawn_blocking(move || sync::run_local(rows, seed)).await??;
+                if !report.passed {
+                    failed.push("sync-local");
+                }
+                continue;
+            }
             Scenario::Dispatch => {
                 let settings = dispatch::Settings {
                     orders: args.dispatch_orders.clamp(1, 100_000),

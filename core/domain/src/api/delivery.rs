@@ -283,8 +283,9 @@ pub struct DeliveryStatusUpdateRequest {
     /// The device's time of the report (at most 5 minutes ahead of the server's clock).
     #[serde(default)]
     pub recorded_at: Option<DateTime<Utc>>,
-    /// For `delivered`: the proof photo's SHA-256 in hex, uploaded for this delivery before;
-    /// without it the latest photo uploaded for the delivery is used.
+    /// For `delivered`: the proof photo's SHA-256 in hex. A photo not uploaded yet does not hold
+    /// the report back: the delivery records it with its proof `pending`, attached when its
+    /// upload completes. Without it the latest photo uploaded for the delivery is used.
     #[serde(default)]
     pub proof_sha256: Option<String>,
     /// For `delivered` of a cash order: the cash collected.
@@ -636,6 +637,17 @@ pub struct DeliveryEventView {
     pub position: Option<Coordinates>,
 }
 
+/// Whether the proof photo a delivery was completed with has been received.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ProofStatus {
+    /// Named by the `delivered` report, still uploading (or never sent): missing so far.
+    Pending,
+    /// Uploaded, verified and attached to the delivery.
+    Attached,
+}
+
 /// A delivery as its driver (`GET /api/v1/driver/deliveries/{id}`, the status update's answer)
 /// and the business's staff (`GET /api/v1/business/deliveries/{id}`) see it. A driver sees only
 /// its own part of the log, proofs, cash and earnings.
@@ -660,6 +672,10 @@ pub struct DeliveryView {
     /// The proof photo the delivery was completed with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proof_sha256: Option<String>,
+    /// Whether that photo has arrived: `pending` while a `delivered` report sent before its
+    /// photo's upload finished waits for it (flagged, not lost), `attached` once it is here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<ProofStatus>,
     /// The photos uploaded for it, oldest first.
     pub proofs: Vec<DeliveryProofView>,
     /// From the store to the drop-off, in metres, as paid (once delivered).

@@ -137,6 +137,33 @@ impl UpdateProductImageRequest {
     }
 }
 
+/// The header of a resumable upload's chunk (and of its status) naming the bytes already
+/// received: a chunk is appended at this offset.
+pub const UPLOAD_OFFSET_HEADER: &str = "upload-offset";
+
+/// The header of a resumable upload's chunk (and of its status) naming the whole file's length.
+pub const UPLOAD_LENGTH_HEADER: &str = "upload-length";
+
+/// What a purpose-bound upload is for: `?purpose=delivery_proof&owner=<delivery id>` attaches the
+/// completed photo as that delivery's proof.
+pub const PURPOSE_DELIVERY_PROOF: &str = "delivery_proof";
+
+/// How far a resumable, content-addressed upload (`PUT`/`GET /api/v1/uploads/{sha256}`) has got.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UploadView {
+    /// The SHA-256 of the whole file, in hex: the upload's address.
+    pub sha256: String,
+    /// The whole file's length in bytes.
+    pub size: u64,
+    /// The bytes received so far: the next chunk starts here.
+    pub offset: u64,
+    /// Whether every byte arrived and the file was verified and stored.
+    pub complete: bool,
+    /// The file's type, judged from its bytes once complete (declared until then).
+    pub content_type: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,6 +13,7 @@ pub mod delivery;
 pub mod driver;
 pub mod location;
 pub mod media;
+pub mod mutations;
 pub mod order;
 pub mod payment;
 pub mod payout;

@@ -230,6 +230,23 @@ pub struct OrderView {
     /// response (and its replays) of an order that is `awaiting_payment`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payment_action: Option<PaymentAction>,
+    /// A sale at the till: how it was paid there and what the till took down; absent for an
+    /// order placed online.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub till: Option<TillSaleView>,
+}
+
+/// What the till recorded of a sale (`order.create@1`). The store holds the money either way,
+/// so the order's `payment_method` is `cash`; `tender` says how it was paid.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TillSaleView {
+    /// `cash`, or `card_present` (a card on the store's terminal).
+    pub tender: String,
+    /// The customer's name as the till took it.
+    pub customer_name: Option<String>,
+    /// The note for the kitchen.
+    pub note: Option<String>,
 }
 
 /// A step the customer completes in the payment provider's own UI (3-D Secure), as the
