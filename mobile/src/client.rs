@@ -91,6 +91,44 @@ impl FleetfrontClient {
         Ok(principal.into())
     }
 
+    /// Signs a customer in at the store `store` (its subdomain) and keeps the session on the
+    /// device.
+    ///
+    /// # Errors
+    /// As `login`; an unknown store is `Server` with code `not_found`.
+    pub async fn login_customer(
+        &self,
+        store: String,
+        email: String,
+        password: String,
+    ) -> Result<Principal, FleetfrontError> {
+        let principal = self
+            .call(move |c| async move { c.login_customer(&store, &email, &password).await })
+            .await?;
+        Ok(principal.into())
+    }
+
+    /// Customer: sets a line of the cart (`quantity` 0 removes it); works offline.
+    ///
+    /// # Errors
+    /// `InvalidArgument` for an id that is no UUID; as `mutate`.
+    pub async fn add_to_cart(
+        &self,
+        product_id: String,
+        variant_id: Option<String>,
+        quantity: i64,
+    ) -> Result<MutationInfo, FleetfrontError> {
+        let product = id("product_id", &product_id)?;
+        let variant = variant_id
+            .as_deref()
+            .map(|v| id("variant_id", v))
+            .transpose()?;
+        let mutation = self
+            .call(move |c| async move { c.add_to_cart(product, variant, quantity).await })
+            .await?;
+        Ok(mutation.into())
+    }
+
     /// Signs out (on the server too when it can be reached). The local data and pending
     /// changes stay for the next sign-in of the same account.
     ///

@@ -1807,12 +1807,7 @@ impl OrderRow {
         Ok(OrderState {
             status: self.status()?,
             fulfilment: self.fulfilment(),
-            payment: match self.payment_status.as_str() {
-                "requires_action" => PaymentState::RequiresAction,
-                "authorized" => PaymentState::Authorized,
-                "captured" => PaymentState::Captured,
-                _ => PaymentState::Unpaid,
-            },
+            payment: PaymentState::of_payment_status(&self.payment_status),
             acceptance_deadline: self.acceptance_deadline,
         })
     }

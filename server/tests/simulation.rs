@@ -28,7 +28,7 @@ use fleetfront_core::{ApiClient, Client, ClientError};
 use fleetfront_domain::api::delivery::{
     CashCollectedInput, DeliveryStatusUpdateRequest, ReportedStatus,
 };
-use fleetfront_domain::api::mutations::{SaleItem, SalePayment};
+use fleetfront_domain::api::mutations::{OrderPlaceArgs, SaleItem, SalePayment};
 use fleetfront_server::dispatch::run_due_offers;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -94,12 +94,27 @@ async fn devices_converge_through_cuts_restarts_and_replays() {
     }
 }
 
-async fn device(t: &TestApp, dir: &std::path::Path, name: &str, email: &str) -> Device {
+/// A device signed in as `email`; a customer's at `store`.
+async fn device(
+    t: &TestApp,
+    dir: &std::path::Path,
+    name: &str,
+    email: &str,
+    store: Option<&str>,
+) -> Device {
     let net = Served::start(t.router.clone()).await;
     let client = Client::open(dir.join(format!("{name}.sqlite")), &net.url).unwrap();
-    client.login(email, PASSWORD).await.unwrap();
     let mut raw = ApiClient::new(net.url.clone());
-    raw.login(email, PASSWORD).await.unwrap();
+    match store {
+        Some(store) => {
+            client.login_customer(store, email, PASSWORD).await.unwrap();
+            raw.login_customer(store, email, PASSWORD).await.unwrap();
+        }
+        None => {
+            client.login(email, PASSWORD).await.unwrap();
+            raw.login(email, PASSWORD).await.unwrap();
+        }
+    }
     Device {
         name: name.to_owned(),
         client,
@@ -123,16 +138,37 @@ async fn run(seed: u64, steps: usize) {
     let (ben, _) = driver(&t, "Ben", (60.176, 24.94), Some((shop.business, 1))).await;
     let dir = std::env::temp_dir().join(format!("fleetfront-sim-{}", Uuid::now_v7()));
     std::fs::create_dir_all(&dir).unwrap();
-    let mut devices =
-        vec![device(&t, &dir, "till", &format!("owner@{}.test", shop.subdomain)).await];
+    let mut devices = vec![
+        device(
+            &t,
+            &dir,
+            "till",
+            &format!("owner@{}.test", shop.subdomain),
+            None,
+        )
+        .await,
+    ];
     for (name, id) in [("ann", ann), ("ben", ben)] {
         let email: String = sqlx::query_scalar("SELECT email FROM users WHERE id = $1")
             .bind(id)
             .fetch_one(&t.db.pools.owner)
             .await
             .unwrap();
-        devices.push(device(&t, &dir, name, &email).await);
+        devices.push(device(&t, &dir, name, &email, None).await);
     }
+    // A customer of the shop with the shop's app.
+    t.send(
+        Method::POST,
+        "/api/v1/auth/customer/register",
+        None,
+        Some(
+            json!({"store": shop.subdomain, "email": "aino@example.test", "password": PASSWORD,
+                    "full_name": "Aino Asiakas"}),
+        ),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    devices.push(device(&t, &dir, "aino", "aino@example.test", Some(&shop.subdomain)).await);
     let mut world = World {
         t: Some(t),
         shop,
@@ -157,6 +193,7 @@ async fn run(seed: u64, steps: usize) {
             68..=69 => restart(&mut world).await,
             70..=74 => time_passes(&mut world).await,
             75..=82 => replay(&mut world).await,
+            83..=90 => shopper(&mut world).await,
             _ => {
                 let d = world.rng.gen_range(0..world.devices.len());
                 let outcome = world.devices[d].client.sync_now().await;
@@ -275,6 +312,51 @@ async fn till(w: &mut World) {
     }
     let line = format!("  till {name} {order}: {:?}", outcome.map(|m| m.seq));
     w.note(line);
+}
+
+/// The customer's app: fills the cart (offline too), or places an order of what is in it
+/// (cash on delivery) and empties the cart.
+async fn shopper(w: &mut World) {
+    const CUSTOMER: usize = 3;
+    if w.rng.gen_bool(0.3) {
+        let _ = w.devices[CUSTOMER].client.sync_now().await;
+    }
+    let client = &w.devices[CUSTOMER].client;
+    let cart = client.rows("cart").unwrap();
+    let lines: Vec<Value> = cart
+        .first()
+        .and_then(|(_, c)| c["items"].as_array().cloned())
+        .unwrap_or_default();
+    let mut made = 0;
+    let outcome = if lines.is_empty() || w.rng.gen_bool(0.5) {
+        let quantity = w.rng.gen_range(1..=2);
+        let added = client
+            .add_to_cart(w.shop.product, Some(w.shop.variant), quantity)
+            .await;
+        made += u64::from(added.is_ok());
+        format!("cart {quantity}: {:?}", added.map(|m| m.seq))
+    } else {
+        let quantity: i64 = lines.iter().filter_map(|l| l["quantity"].as_i64()).sum();
+        let order: OrderPlaceArgs = serde_json::from_value(json!({
+            "order_id": Uuid::now_v7(),
+            "items": [{"product_id": w.shop.product, "variant_id": w.shop.variant,
+                       "quantity": quantity}],
+            "fulfilment": {"kind": "delivery", "address": {"address_line1": "Main Street 1",
+                "city": "Helsinki", "country": "FI", "latitude": 60.175, "longitude": 24.94}},
+            "payment": {"method": "cash"},
+            "expected_total_minor": 1000 * quantity + 300,
+        }))
+        .unwrap();
+        let placed = client.place_order(&order).await;
+        made += u64::from(placed.is_ok());
+        let emptied = client
+            .add_to_cart(w.shop.product, Some(w.shop.variant), 0)
+            .await;
+        made += u64::from(emptied.is_ok());
+        format!("place {quantity}: {:?}", placed.map(|m| m.seq))
+    };
+    w.devices[CUSTOMER].made += made;
+    w.note(format!("  aino: {outcome}"));
 }
 
 /// A driver's phone reports where it is (its own channel, straight to the server: dispatch
@@ -501,7 +583,8 @@ async fn converge(w: &mut World, seed: u64) {
             .map(ToString::to_string)
             .collect();
         for kind in [
-            "order", "delivery", "offer", "product", "variant", "category",
+            "order", "delivery", "offer", "product", "variant", "category", "cart", "driver",
+            "settings",
         ] {
             let mine: BTreeMap<Uuid, Value> =
                 device.client.rows(kind).unwrap().into_iter().collect();
@@ -567,15 +650,25 @@ async fn converge(w: &mut World, seed: u64) {
             "{sales} sales applied, {sales_found} of their orders found"
         ));
     }
+    // Each order the customer's app placed exists once, whatever the replays.
+    let aino = w.devices[3].client.store().client_id().unwrap();
+    let placed: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT (m.output->>'id')) FROM sync_mutations m \
+          WHERE m.client_id = $1 AND m.name = 'order.place@1' AND m.status = 'applied'",
+    )
+    .bind(aino)
+    .fetch_one(&t.db.pools.owner)
+    .await
+    .unwrap();
     let orders = scalar(
         t,
         "SELECT count(*) FROM orders WHERE business_id = $1",
         business,
     )
     .await;
-    if orders != i64::try_from(w.orders.len()).unwrap() + sales {
+    if orders != i64::try_from(w.orders.len()).unwrap() + sales + placed {
         fail(format!(
-            "{} checkouts and {sales} sales made {orders} orders",
+            "{} checkouts, {sales} sales and {placed} app orders made {orders} orders",
             w.orders.len()
         ));
     }
@@ -652,8 +745,9 @@ async fn converge(w: &mut World, seed: u64) {
         .map(|d| d.client.store().rejections().unwrap().len())
         .sum();
     eprintln!(
-        "seed {seed}: {} orders ({sales} till sales; sold out: {sold_out} sales and {} \
-         checkouts refused), {delivered} delivered, mutations {:?}, {rejected} rejected",
+        "seed {seed}: {} orders ({sales} till sales, {placed} from the app; sold out: \
+         {sold_out} sales and {} checkouts refused), {delivered} delivered, mutations {:?}, \
+         {rejected} rejected",
         orders,
         w.refused_checkouts,
         w.devices

@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use fleetfront_domain::api::auth::{PrincipalView, TokenResponse};
 use fleetfront_domain::api::delivery::DeliveryStatusUpdateRequest;
 use fleetfront_domain::api::media::PURPOSE_DELIVERY_PROOF;
-use fleetfront_domain::api::mutations::{SaleItem, SalePayment};
+use fleetfront_domain::api::mutations::{OrderPlaceArgs, SaleItem, SalePayment};
 use fleetfront_domain::api::sync::Mutation;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -199,6 +199,31 @@ impl Client {
     pub async fn login(&self, email: &str, password: &str) -> Result<PrincipalView, ClientError> {
         let mut api = self.engine.api();
         let tokens = api.login(email, password).await?;
+        self.start_session(api, tokens).await
+    }
+
+    /// Signs a customer in at the store `store` (its subdomain) and keeps the session on the
+    /// device, as [`Client::login`] does for staff, drivers and admins.
+    ///
+    /// # Errors
+    /// As [`Client::login`]; an unknown store is the problem `not_found`.
+    pub async fn login_customer(
+        &self,
+        store: &str,
+        email: &str,
+        password: &str,
+    ) -> Result<PrincipalView, ClientError> {
+        let mut api = self.engine.api();
+        let tokens = api.login_customer(store, email, password).await?;
+        self.start_session(api, tokens).await
+    }
+
+    /// Makes `tokens` the device's session, unless another account's changes still wait.
+    async fn start_session(
+        &self,
+        mut api: ApiClient,
+        tokens: TokenResponse,
+    ) -> Result<PrincipalView, ClientError> {
         let account = tokens.principal.id;
         let switched = self
             .blocking(move |s| {
@@ -449,6 +474,32 @@ impl Client {
         let args = json!({"order_id": order, "items": items, "payment": payment});
         let mutation = self.mutate("order.create@1", args, None).await?;
         Ok((order, mutation))
+    }
+
+    /// Customer: sets a line of the cart (`quantity` 0 removes it); works offline.
+    ///
+    /// # Errors
+    /// See [`Client::mutate`].
+    pub async fn add_to_cart(
+        &self,
+        product: Uuid,
+        variant: Option<Uuid>,
+        quantity: i64,
+    ) -> Result<Mutation, ClientError> {
+        let args = json!({"product_id": product, "variant_id": variant, "quantity": quantity});
+        self.mutate("cart.add@1", args, None).await
+    }
+
+    /// Customer: places an order (`order.place@1`). It is queued like any change, but a
+    /// payment is never taken offline: a cash order is placed when the server gets it, and a
+    /// card order's answer (in the mutation's result) carries what the app needs to finish
+    /// the payment online.
+    ///
+    /// # Errors
+    /// See [`Client::mutate`].
+    pub async fn place_order(&self, order: &OrderPlaceArgs) -> Result<Mutation, ClientError> {
+        let args = serde_json::to_value(order).map_err(|e| ClientError::Task(e.to_string()))?;
+        self.mutate("order.place@1", args, None).await
     }
 
     /// Driver: accept an open offer.

@@ -6,7 +6,9 @@
 //! from the first and reports the second. The `code` is kept as the wire string as well as the
 //! known [`ErrorCode`]: a newer server may answer codes this build does not know.
 
-use fleetfront_domain::api::auth::{LoginRequest, RefreshRequest, TokenResponse};
+use fleetfront_domain::api::auth::{
+    CustomerLoginRequest, LoginRequest, RefreshRequest, TokenResponse,
+};
 use fleetfront_domain::api::sync::{Mutation, PullResponse, PushRequest, PushResponse};
 use fleetfront_domain::ErrorCode;
 use reqwest::StatusCode;
@@ -126,6 +128,32 @@ impl ApiClient {
             business_id: None,
         };
         let request = self.http.post(self.url("/api/v1/auth/login")).json(&body);
+        let tokens: TokenResponse = send(request).await?;
+        self.access_token = Some(tokens.access_token.clone());
+        Ok(tokens)
+    }
+
+    /// Signs a customer in at one store (`POST /api/v1/auth/customer/login`; customers are
+    /// accounts of a store, named by its subdomain) and keeps the access token.
+    ///
+    /// # Errors
+    /// [`ApiError`]; wrong credentials are a `Problem` with code `invalid_credentials`, an
+    /// unknown store `not_found`.
+    pub async fn login_customer(
+        &mut self,
+        store: &str,
+        email: &str,
+        password: &str,
+    ) -> Result<TokenResponse, ApiError> {
+        let body = CustomerLoginRequest {
+            store: store.to_owned(),
+            email: email.to_owned(),
+            password: password.to_owned(),
+        };
+        let request = self
+            .http
+            .post(self.url("/api/v1/auth/customer/login"))
+            .json(&body);
         let tokens: TokenResponse = send(request).await?;
         self.access_token = Some(tokens.access_token.clone());
         Ok(tokens)

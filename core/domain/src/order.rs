@@ -228,6 +228,20 @@ pub enum PaymentState {
     Captured,
 }
 
+impl PaymentState {
+    /// The state of an order's stored `payment_status` (`unpaid`, `requires_action`,
+    /// `authorized`, `captured`; `released` and `refunded` hold nothing, as `unpaid`), as the
+    /// server keeps it and the sync rows carry it.
+    pub fn of_payment_status(raw: &str) -> Self {
+        match raw {
+            "requires_action" => Self::RequiresAction,
+            "authorized" => Self::Authorized,
+            "captured" => Self::Captured,
+            _ => Self::Unpaid,
+        }
+    }
+}
+
 /// What [`apply`] needs to know about an order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
