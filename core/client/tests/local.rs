@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use chrono::{Duration, Utc};
 use fleetfront_core::store::Store;
 use fleetfront_domain::api::sync::{
-    BucketPage, MutationResult, MutationStatus, PullResponse, PushResponse, SyncRow,
+    BucketPage, Mutation, MutationResult, MutationStatus, PullResponse, PushResponse, SyncRow,
 };
 use fleetfront_domain::sync::Bucket;
 use serde_json::{json, Value};
@@ -105,7 +105,7 @@ fn till(scratch: &Scratch) -> Store {
     store
 }
 
-fn answer(m: &fleetfront_domain::api::sync::Mutation, status: MutationStatus) -> PushResponse {
+fn answer(m: &Mutation, status: MutationStatus) -> PushResponse {
     PushResponse {
         results: vec![MutationResult {
             seq: m.seq,
@@ -120,18 +120,22 @@ fn answer(m: &fleetfront_domain::api::sync::Mutation, status: MutationStatus) ->
     }
 }
 
-#[test]
-fn a_mutation_shows_at_once_and_survives_pulls_until_decided() {
-    let scratch = Scratch::new();
-    let store = till(&scratch);
-    let accept = store
+/// The till accepts the order with 15 minutes to prepare it.
+fn accept(store: &Store) -> Result<Mutation, fleetfront_core::local::Refusal> {
+    store
         .mutate(
             "order.accept@1",
             json!({"order_id": ORDER, "prep_time": 15}),
             now(),
         )
         .unwrap()
-        .unwrap();
+}
+
+#[test]
+fn a_mutation_shows_at_once_and_survives_pulls_until_decided() {
+    let scratch = Scratch::new();
+    let store = till(&scratch);
+    let accept = accept(&store).unwrap();
     assert_eq!(status(&store, "order", ORDER), "confirmed");
     assert_eq!(
         store.row("order", ORDER).unwrap().unwrap()["prep_time_minutes"],
@@ -199,14 +203,7 @@ fn the_domain_rules_refuse_on_the_device_and_nothing_is_queued() {
         .unwrap_err();
     assert_eq!(early.code, "order_forbidden");
     assert_eq!(store.pending_count().unwrap(), 0);
-    store
-        .mutate(
-            "order.accept@1",
-            json!({"order_id": ORDER, "prep_time": 15}),
-            now(),
-        )
-        .unwrap()
-        .unwrap();
+    accept(&store).unwrap();
     store
         .mutate(
             "order.cancel@1",
@@ -218,14 +215,7 @@ fn the_domain_rules_refuse_on_the_device_and_nothing_is_queued() {
     assert_eq!(status(&store, "order", ORDER), "cancelled");
     // An accept after the cancel is not an error but comes too late (superseded): it is
     // queued for the record and changes nothing.
-    let late = store
-        .mutate(
-            "order.accept@1",
-            json!({"order_id": ORDER, "prep_time": 15}),
-            now(),
-        )
-        .unwrap()
-        .unwrap();
+    let late = accept(&store).unwrap();
     assert_eq!(late.seq, 3);
     assert_eq!(status(&store, "order", ORDER), "cancelled");
     let bad = store
@@ -249,14 +239,7 @@ fn the_domain_rules_refuse_on_the_device_and_nothing_is_queued() {
 fn a_rejection_rolls_back_to_the_servers_row_and_keeps_later_intent() {
     let scratch = Scratch::new();
     let store = till(&scratch);
-    let accept = store
-        .mutate(
-            "order.accept@1",
-            json!({"order_id": ORDER, "prep_time": 15}),
-            now(),
-        )
-        .unwrap()
-        .unwrap();
+    let accept = accept(&store).unwrap();
     store
         .mutate("order.mark_ready@1", json!({"order_id": ORDER}), now())
         .unwrap()
