@@ -21,6 +21,7 @@ use fleetfront_domain::dispatch::{
 use fleetfront_domain::driver::Priority;
 use fleetfront_domain::money::Currency;
 use fleetfront_domain::payout::cash_cap_reached;
+use fleetfront_domain::value::Coordinates;
 use fleetfront_domain::{BusinessId, Money, UserId};
 use serde_json::json;
 use uuid::Uuid;
@@ -331,9 +332,19 @@ pub async fn step(
                 .find(|r| r.driver == offer.driver)
                 .map_or(0, |r| r.score.0);
             let id = new_id();
+            // The terms the driver sees, fixed now: they travel with the offer to the
+            // driver's device (its `drv:` bucket), where the offer screen works offline.
+            let position = app
+                .locations
+                .store
+                .latest(offer.driver)
+                .and_then(|(fix, _)| Coordinates::parse(fix.latitude(), fix.longitude()).ok());
+            let terms =
+                crate::api::dispatch::offer_terms(tx, business.0, delivery, position).await?;
             sqlx::query(
-                "INSERT INTO dispatch_offers (business_id, id, delivery_id, driver_id, attempt, status, offered_at, expires_at, score, reason) \
-                 VALUES ($1, $2, $3, $4, $5, 'open', $6, $7, $8, $9)",
+                "INSERT INTO dispatch_offers (business_id, id, delivery_id, driver_id, attempt, status, offered_at, expires_at, score, reason, \
+                    pickup_metres, dropoff_metres, estimated_net_minor) \
+                 VALUES ($1, $2, $3, $4, $5, 'open', $6, $7, $8, $9, $10, $11, $12)",
             )
             .bind(business.0)
             .bind(id)
@@ -344,6 +355,9 @@ pub async fn step(
             .bind(offer.expires_at)
             .bind(score)
             .bind(truncate(&offer.reason, 500))
+            .bind(terms.map(|t| i32::try_from(t.pickup_metres).unwrap_or(i32::MAX)))
+            .bind(terms.map(|t| i32::try_from(t.dropoff_metres).unwrap_or(i32::MAX)))
+            .bind(terms.map(|t| t.estimated_net.minor))
             .execute(&mut **tx)
             .await?;
             set_status(tx, business, delivery, "offered", now).await?;

@@ -647,6 +647,24 @@ async fn a_driver_reads_its_offers_and_deliveries_only_while_they_are_its() {
     assert_eq!(data["order"]["id"], json!(order), "{data}");
     assert!(data["order"].get("guest_phone").is_none(), "{data}");
     let offer = *offer;
+    // The offer's terms travel with it, as the assignments endpoint shows them, so the offer
+    // screen works offline: the store, both trips and the estimated earnings.
+    let online = fleet::assignments(&t, &ann_token).await;
+    let shown = &online["offers"][0];
+    assert_eq!(
+        data["order"]["store"]["name"], shown["store_name"],
+        "{data}"
+    );
+    assert_eq!(data["dropoff_metres"], shown["dropoff_metres"], "{data}");
+    assert_eq!(data["pickup_metres"], shown["pickup_metres"], "{data}");
+    assert_eq!(
+        data["estimated_earnings_minor"], shown["estimated_earnings"]["minor"],
+        "{data} {shown}"
+    );
+    assert!(
+        data["estimated_earnings_minor"].as_i64().unwrap() > 0,
+        "{data}"
+    );
 
     let taken = answer(&t, &ann_token, &offer.to_string(), "accept")
         .await
@@ -657,6 +675,9 @@ async fn a_driver_reads_its_offers_and_deliveries_only_while_they_are_its() {
     assert_eq!(live.len(), 1, "{live:?}");
     let held = &live[&("delivery".to_owned(), delivery)];
     assert_eq!(held["status"], json!("assigned"), "{held}");
+    assert!(held["order"]["store"]["latitude"].is_f64(), "{held}");
+    // A guest's order has no customer name to show.
+    assert_eq!(held["order"]["customer_name"], json!(null), "{held}");
     assert_eq!(
         held["order"]["guest_phone"],
         json!("+358401234567"),

@@ -128,10 +128,58 @@ async fn facts(app: &App, deliveries: &[(Uuid, Uuid)]) -> Result<HashMap<Uuid, D
     if deliveries.is_empty() {
         return Ok(HashMap::new());
     }
-    let businesses: Vec<Uuid> = deliveries.iter().map(|d| d.0).collect();
-    let ids: Vec<Uuid> = deliveries.iter().map(|d| d.1).collect();
     let mut tx = app.db.pool.begin().await?;
     set_principal(&mut tx, "dispatcher", None, None, None).await?;
+    let facts = facts_in(&mut tx, deliveries).await?;
+    tx.rollback().await?;
+    Ok(facts)
+}
+
+/// What an offer promises its driver, fixed when it is made: the trip to the store from the
+/// driver's position then, the trip to the customer, and the estimated net earnings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct OfferTerms {
+    /// From the driver's position to the store, in metres (0 without a known position).
+    pub pickup_metres: u32,
+    /// From the store to the customer, in metres.
+    pub dropoff_metres: u32,
+    /// [`estimate`]'s net earnings.
+    pub estimated_net: Money,
+}
+
+/// The terms of offering `delivery` to a driver at `position`, read in the dispatcher's
+/// transaction `tx`; `None` for a delivery that is gone.
+///
+/// # Errors
+/// Database errors; stored data that does not parse.
+pub(crate) async fn offer_terms(
+    tx: &mut Tx,
+    business: Uuid,
+    delivery: Uuid,
+    position: Option<Coordinates>,
+) -> Result<Option<OfferTerms>> {
+    let Some(f) = facts_in(tx, &[(business, delivery)])
+        .await?
+        .remove(&delivery)
+    else {
+        return Ok(None);
+    };
+    let pickup = f.pickup()?;
+    let dropoff_metres = metres_between(pickup, f.dropoff()?);
+    Ok(Some(OfferTerms {
+        pickup_metres: position.map_or(0, |p| metres_between(p, pickup)),
+        dropoff_metres,
+        estimated_net: estimate(&f, dropoff_metres)?,
+    }))
+}
+
+/// [`facts`] in a transaction of the dispatcher.
+async fn facts_in(
+    tx: &mut Tx,
+    deliveries: &[(Uuid, Uuid)],
+) -> Result<HashMap<Uuid, DeliveryFacts>> {
+    let businesses: Vec<Uuid> = deliveries.iter().map(|d| d.0).collect();
+    let ids: Vec<Uuid> = deliveries.iter().map(|d| d.1).collect();
     let rows: Vec<DeliveryFacts> = sqlx::query_as(
         "SELECT d.id AS delivery_id, d.order_id, d.driver_id, d.status, d.assigned_at, \
                 b.name AS store_name, b.latitude AS store_latitude, b.longitude AS store_longitude, \
@@ -151,9 +199,8 @@ async fn facts(app: &App, deliveries: &[(Uuid, Uuid)]) -> Result<HashMap<Uuid, D
     )
     .bind(&businesses)
     .bind(&ids)
-    .fetch_all(&mut *tx)
+    .fetch_all(&mut **tx)
     .await?;
-    tx.rollback().await?;
     Ok(rows.into_iter().map(|r| (r.delivery_id, r)).collect())
 }
 
