@@ -9,6 +9,9 @@
 //!   addresses, the customer and the cash to collect.
 //! - [`status`]: the sync indicator and rejected actions explained in words with what to do.
 //!
+//! - [`ui`]: the Dioxus components over them (offer card, delivery, sync indicator, refusal
+//!   notice), renderer-independent and tested through `dioxus-ssr`.
+//!
 //! Every text a screen shows comes from here, in one place, ready for a message catalog.
 
 #![forbid(unsafe_code)]
@@ -16,6 +19,7 @@
 pub mod delivery;
 pub mod offer;
 pub mod status;
+pub mod ui;
 
 /// A distance for a courier: metres below a kilometre, then kilometres with one decimal.
 pub fn distance(metres: u64) -> String {
