@@ -32,8 +32,19 @@ pub fn distance(metres: u64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use chrono::{DateTime, Utc};
+
+    /// An instant written as RFC 3339.
+    pub(crate) fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    /// The tests' "now".
+    pub(crate) fn now() -> DateTime<Utc> {
+        at("2026-11-25T12:00:00Z")
+    }
 
     #[test]
     fn distances_read_at_a_glance() {

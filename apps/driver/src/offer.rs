@@ -110,12 +110,9 @@ pub fn cards(rows: &[(Uuid, Value)], now: DateTime<Utc>) -> Vec<OfferCard> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tests::at;
     use chrono::Duration;
     use serde_json::json;
-
-    fn at(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-    }
 
     fn row(expires: &str, method: &str) -> Value {
         json!({

@@ -123,14 +123,9 @@ pub fn explain(r: &Rejection) -> Explained {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tests::now;
     use chrono::Duration;
     use uuid::Uuid;
-
-    fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-11-25T12:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc)
-    }
 
     #[test]
     fn the_badge_says_whether_work_is_safe_with_the_server() {

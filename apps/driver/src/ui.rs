@@ -136,14 +136,8 @@ pub fn RejectionNotice(explained: Explained) -> Element {
 mod tests {
     use super::*;
     use crate::delivery::DeliveryScreen;
-    use chrono::{DateTime, Utc};
+    use crate::tests::now;
     use serde_json::json;
-
-    fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-11-25T12:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc)
-    }
 
     /// Renders `root` with `props` in a virtual DOM (event handlers need its runtime).
     fn render<P: Clone + 'static>(root: fn(P) -> Element, props: P) -> String {
