@@ -108,6 +108,34 @@ impl FleetfrontClient {
         Ok(principal.into())
     }
 
+    /// Driver: keeps a GPS fix from the platform's location service, sent with the next sync
+    /// round in batches on its own channel (kept on the device while offline, up to a day).
+    /// Answers the fix's sequence number.
+    ///
+    /// # Errors
+    /// `InvalidArgument` for a time out of range; `Local` when the database fails.
+    pub async fn record_location(
+        &self,
+        latitude: f64,
+        longitude: f64,
+        accuracy_m: f64,
+        heading_deg: Option<f64>,
+        speed_mps: Option<f64>,
+        recorded_at_ms: i64,
+    ) -> Result<u64, FleetfrontError> {
+        let fix = fleetfront_domain::api::location::FixInput {
+            latitude,
+            longitude,
+            accuracy_m,
+            heading_deg,
+            speed_mps,
+            recorded_at: records::time("recorded_at_ms", recorded_at_ms)?,
+            seq: 0,
+        };
+        self.call(move |c| async move { c.record_location(fix).await })
+            .await
+    }
+
     /// Customer: sets a line of the cart (`quantity` 0 removes it); works offline.
     ///
     /// # Errors

@@ -15,6 +15,7 @@ use fleetfront_core::{Client, ClientError};
 use fleetfront_domain::api::delivery::{
     CashCollectedInput, DeliveryStatusUpdateRequest, ReportedStatus,
 };
+use fleetfront_domain::api::location::FixInput;
 use fleetfront_domain::api::mutations::{SaleItem, SalePayment};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -400,4 +401,63 @@ async fn another_account_cannot_take_over_pending_changes() {
     till.sync_now().await.unwrap();
     assert!(till.orders().unwrap().is_empty());
     assert!(!till.products().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_drivers_positions_wait_offline_and_arrive_once() {
+    let t = TestApp::new().await;
+    t.app.locations.spawn_flusher(t.app.db.clone()).unwrap();
+    let shop = shop(&t, "clientgps").await;
+    let (ann, _) = driver(&t, "Ann", (60.171, 24.94), Some((shop.business, 1))).await;
+    let mut net = Served::start(t.router.clone()).await;
+    let dir = tempdir::Dir::new();
+    let phone = Client::open(db_path(&dir, "ann"), &net.url).unwrap();
+    phone
+        .login(&email_of(&t, ann).await, PASSWORD)
+        .await
+        .unwrap();
+    net.cut().await;
+    let fix = |minutes: i64, latitude: f64| FixInput {
+        latitude,
+        longitude: 24.94,
+        accuracy_m: 8.0,
+        heading_deg: None,
+        speed_mps: Some(4.0),
+        recorded_at: Utc::now() - Duration::minutes(minutes),
+        seq: 0,
+    };
+    // A stale fix (older than the server keeps) is dropped unsent, not stuck in the queue.
+    phone.record_location(fix(25 * 60, 60.170)).await.unwrap();
+    for (minutes, latitude) in [(3, 60.172), (2, 60.173), (0, 60.174)] {
+        phone.record_location(fix(minutes, latitude)).await.unwrap();
+    }
+    assert!(phone.sync_now().await.is_err());
+    net.resume(t.router.clone()).await;
+    assert_eq!(phone.sync_now().await.unwrap().fixes_sent, 3);
+    assert_eq!(phone.sync_now().await.unwrap().fixes_sent, 0);
+    // The positions land (written in batches by the server's flusher), each once, in order.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let stored: Vec<(i64, f64)> = sqlx::query_as(
+            "SELECT seq, latitude FROM driver_locations WHERE driver_id = $1 AND device_id LIKE 'device-%' ORDER BY seq",
+        )
+        .bind(ann)
+        .fetch_all(&t.db.pools.owner)
+        .await
+        .unwrap();
+        if stored.len() == 3 {
+            assert_eq!(stored, [(2, 60.172), (3, 60.173), (4, 60.174)]);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{stored:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Dispatch sees the newest one (newer than the position the phone sent before the cut).
+    let (latest, _) = t
+        .app
+        .locations
+        .store
+        .latest(fleetfront_domain::UserId(ann))
+        .unwrap();
+    assert!((latest.latitude() - 60.174).abs() < 1e-9);
 }

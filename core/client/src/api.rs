@@ -17,6 +17,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use fleetfront_domain::api::auth::{PrincipalView, TokenResponse};
 use fleetfront_domain::api::delivery::DeliveryStatusUpdateRequest;
+use fleetfront_domain::api::location::FixInput;
 use fleetfront_domain::api::media::PURPOSE_DELIVERY_PROOF;
 use fleetfront_domain::api::mutations::{OrderPlaceArgs, SaleItem, SalePayment};
 use fleetfront_domain::api::sync::Mutation;
@@ -474,6 +475,16 @@ impl Client {
         let args = json!({"order_id": order, "items": items, "payment": payment});
         let mutation = self.mutate("order.create@1", args, None).await?;
         Ok((order, mutation))
+    }
+
+    /// Driver: keeps a GPS fix (from the platform's location service, or a simulated route)
+    /// to send with the next round, in batches on their own channel; fixes taken offline wait
+    /// on the device (up to a day).
+    ///
+    /// # Errors
+    /// The store's errors.
+    pub async fn record_location(&self, fix: FixInput) -> Result<u64, ClientError> {
+        self.blocking(move |s| s.record_fix(&fix)).await
     }
 
     /// Customer: sets a line of the cart (`quantity` 0 removes it); works offline.

@@ -20,6 +20,12 @@ pub const PUSH_BATCH: usize = 500;
 /// against a server that keeps answering `more`; 2,000 pages of 1,000 rows is two million).
 const MAX_PULLS: usize = 2_000;
 
+/// The most GPS fixes one batch carries (the server takes 1–500).
+const FIX_BATCH: usize = 500;
+
+/// Fixes older than this are not sent (the server keeps a day; a little margin for the trip).
+const FIX_MAX_AGE_HOURS: i64 = 23;
+
 /// The `meta` key of the last successful round's time.
 const LAST_SYNCED_AT: &str = "last_synced_at";
 
@@ -84,6 +90,8 @@ pub struct SyncReport {
     pub uploaded: usize,
     /// Attachments that failed this round (tried again next round).
     pub upload_failures: usize,
+    /// GPS fixes the server took this round (duplicates of earlier sends included).
+    pub fixes_sent: usize,
 }
 
 /// Pushes and pulls for one store and one signed-in client.
@@ -250,7 +258,38 @@ impl SyncEngine {
                 break;
             }
         }
+        // GPS fixes go last: they never hold back the mutations or the download.
+        report.fixes_sent = self.send_fixes(&api).await?;
         Ok(report)
+    }
+
+    /// Sends the kept GPS fixes in batches of 500, oldest first, and forgets each batch the
+    /// server answered: taken (a resent fix is a duplicate there, not a second fix) or refused
+    /// as implausible (it never will be taken: the queue moves on). Fixes older than the
+    /// server keeps are dropped unsent.
+    async fn send_fixes(&self, api: &ApiClient) -> Result<usize, SyncError> {
+        let mut sent = 0;
+        loop {
+            let batch = self.blocking(|s| s.pending_fixes(FIX_BATCH)).await?;
+            let Some(last) = batch.last().map(|f| u64::try_from(f.seq).unwrap_or(0)) else {
+                return Ok(sent);
+            };
+            let oldest = crate::now() - chrono::Duration::hours(FIX_MAX_AGE_HOURS);
+            let fresh: Vec<_> = batch
+                .into_iter()
+                .filter(|f| f.recorded_at > oldest)
+                .collect();
+            if !fresh.is_empty() {
+                let device = self.blocking(|s| s.device_id()).await?;
+                let count = fresh.len();
+                match api.send_locations(&device, fresh).await {
+                    Ok(_) => sent += count,
+                    Err(ApiError::Problem { status: 422, .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            self.blocking(move |s| s.drop_fixes_through(last)).await?;
+        }
     }
 
     async fn blocking<T, F>(&self, f: F) -> Result<T, SyncError>

@@ -9,6 +9,7 @@
 use fleetfront_domain::api::auth::{
     CustomerLoginRequest, LoginRequest, RefreshRequest, TokenResponse,
 };
+use fleetfront_domain::api::location::{FixInput, LocationAccepted, LocationBatchRequest};
 use fleetfront_domain::api::sync::{Mutation, PullResponse, PushRequest, PushResponse};
 use fleetfront_domain::ErrorCode;
 use reqwest::StatusCode;
@@ -195,6 +196,28 @@ impl ApiClient {
         }
         let bytes = response.bytes().await.map_err(ApiError::Network)?;
         Err(problem(status, &bytes))
+    }
+
+    /// Sends a batch of GPS fixes (`POST /api/v1/driver/location`); fixes the server already
+    /// has (same device and `seq`) are counted as duplicates.
+    ///
+    /// # Errors
+    /// [`ApiError`]; a batch with an implausible fix is a `Problem` with status 422.
+    pub async fn send_locations(
+        &self,
+        device_id: &str,
+        fixes: Vec<FixInput>,
+    ) -> Result<LocationAccepted, ApiError> {
+        let body = LocationBatchRequest {
+            device_id: device_id.to_owned(),
+            fixes,
+        };
+        let request = self
+            .http
+            .post(self.url("/api/v1/driver/location"))
+            .bearer_auth(self.token()?)
+            .json(&body);
+        send(request).await
     }
 
     /// Pulls changes after `cursors` (`GET /api/v1/sync/pull`).

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use crate::local::{self, Rows as _};
 use chrono::{DateTime, Utc};
+use fleetfront_domain::api::location::FixInput;
 use fleetfront_domain::api::sync::{Mutation, MutationStatus, PullResponse, PushResponse};
 use fleetfront_domain::sync::{
     checksum_add, checksum_remove, format_cursors, row_checksum, Bucket,
@@ -96,6 +97,12 @@ pub(crate) const MIGRATIONS: &[&str] = &[
          attempts     INTEGER NOT NULL DEFAULT 0,
          last_error   TEXT,
          created_at   TEXT NOT NULL
+     ) STRICT;",
+    // 4: GPS fixes waiting to be sent (their own channel, not mutations: batches with a
+    // per-device sequence the server deduplicates), kept while offline.
+    "CREATE TABLE location_fixes (
+         seq INTEGER PRIMARY KEY NOT NULL,
+         fix TEXT NOT NULL
      ) STRICT;",
 ];
 
@@ -639,6 +646,101 @@ impl Store {
         )?;
         tx.commit()?;
         Ok(())
+    }
+
+    // ---- GPS fixes ----------------------------------------------------------------------
+
+    /// Keeps a GPS fix until it is sent, under the device's next fix sequence number (dense,
+    /// never reused: kept in `meta.fix_seq`, since sent fixes leave the table); answers it.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn record_fix(&self, fix: &FixInput) -> Result<u64> {
+        let mut conn = self.writer();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let last: Option<String> = tx
+            .query_row("SELECT value FROM meta WHERE key = 'fix_seq'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let seq = last
+            .map(|l| {
+                l.parse::<u64>()
+                    .map_err(|e| StoreError::Corrupt(format!("fix_seq: {e}")))
+            })
+            .transpose()?
+            .unwrap_or(0)
+            + 1;
+        let mut fix = fix.clone();
+        fix.seq = to_i64(seq)?;
+        let text = serde_json::to_string(&fix).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        tx.execute(
+            "INSERT INTO location_fixes (seq, fix) VALUES (?1, ?2)",
+            params![to_i64(seq)?, text],
+        )?;
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('fix_seq', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [seq.to_string()],
+        )?;
+        tx.commit()?;
+        Ok(seq)
+    }
+
+    /// The oldest `limit` fixes not yet sent, in sequence order.
+    ///
+    /// # Errors
+    /// SQLite errors, or [`StoreError::Corrupt`].
+    pub fn pending_fixes(&self, limit: usize) -> Result<Vec<FixInput>> {
+        let conn = self.reader();
+        let mut stmt =
+            conn.prepare_cached("SELECT fix FROM location_fixes ORDER BY seq LIMIT ?1")?;
+        let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+            r.get::<_, String>(0)
+        })?;
+        rows.map(|text| {
+            serde_json::from_str(&text?).map_err(|e| StoreError::Corrupt(format!("fix: {e}")))
+        })
+        .collect()
+    }
+
+    /// Forgets the fixes up to `seq` (sent, or refused for good).
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn drop_fixes_through(&self, seq: u64) -> Result<()> {
+        self.writer()
+            .prepare_cached("DELETE FROM location_fixes WHERE seq <= ?1")?
+            .execute([to_i64(seq)?])?;
+        Ok(())
+    }
+
+    /// This installation's id for the GPS channel (made once, kept; the server's fix sequence
+    /// is per device).
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn device_id(&self) -> Result<String> {
+        let mut conn = self.writer();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let existing: Option<String> = tx
+            .query_row("SELECT value FROM meta WHERE key = 'device_id'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let id = match existing {
+            Some(id) => id,
+            None => {
+                let id = format!("device-{}", Uuid::now_v7().simple());
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES ('device_id', ?1)",
+                    [&id],
+                )?;
+                id
+            }
+        };
+        tx.commit()?;
+        Ok(id)
     }
 
     /// This installation's client id (made once, on first use, and kept).
