@@ -721,26 +721,9 @@ impl Store {
     /// # Errors
     /// SQLite errors.
     pub fn device_id(&self) -> Result<String> {
-        let mut conn = self.writer();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let existing: Option<String> = tx
-            .query_row("SELECT value FROM meta WHERE key = 'device_id'", [], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        let id = match existing {
-            Some(id) => id,
-            None => {
-                let id = format!("device-{}", Uuid::now_v7().simple());
-                tx.execute(
-                    "INSERT INTO meta (key, value) VALUES ('device_id', ?1)",
-                    [&id],
-                )?;
-                id
-            }
-        };
-        tx.commit()?;
-        Ok(id)
+        self.made_once("device_id", || {
+            format!("device-{}", Uuid::now_v7().simple())
+        })
     }
 
     /// This installation's client id (made once, on first use, and kept).
@@ -748,26 +731,30 @@ impl Store {
     /// # Errors
     /// SQLite errors, or [`StoreError::Corrupt`].
     pub fn client_id(&self) -> Result<Uuid> {
+        parse_uuid(&self.made_once("client_id", || Uuid::now_v7().to_string())?)
+    }
+
+    /// The `meta` value of `key`, made by `make` and kept on first use (one transaction, so
+    /// two first uses agree).
+    fn made_once(&self, key: &str, make: impl FnOnce() -> String) -> Result<String> {
         let mut conn = self.writer();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let existing: Option<String> = tx
-            .query_row("SELECT value FROM meta WHERE key = 'client_id'", [], |r| {
-                r.get(0)
-            })
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
             .optional()?;
-        let id = match existing {
-            Some(id) => parse_uuid(&id)?,
+        let value = match existing {
+            Some(value) => value,
             None => {
-                let id = Uuid::now_v7();
+                let value = make();
                 tx.execute(
-                    "INSERT INTO meta (key, value) VALUES ('client_id', ?1)",
-                    [id.to_string()],
+                    "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+                    [key, value.as_str()],
                 )?;
-                id
+                value
             }
         };
         tx.commit()?;
-        Ok(id)
+        Ok(value)
     }
 
     // ---- attachments --------------------------------------------------------------------
