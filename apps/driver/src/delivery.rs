@@ -58,19 +58,20 @@ pub struct DeliveryScreen {
     pub payment: String,
 }
 
-const STEPS: [(&str, DeliveryStatus); 4] = [
-    ("At the store", DeliveryStatus::ArrivedAtStore),
-    ("Picked up", DeliveryStatus::PickedUp),
-    ("At the customer", DeliveryStatus::ArrivedAtCustomer),
-    ("Delivered", DeliveryStatus::Delivered),
-];
+/// The progress bar's labels, for the forward path after `assigned`
+/// (`DeliveryStatus::position` 1–4).
+const STEPS: [&str; 4] = ["At the store", "Picked up", "At the customer", "Delivered"];
 
-/// How far along a status is on the forward path (0 = assigned, 4 = delivered).
-fn rank(status: DeliveryStatus) -> usize {
-    STEPS
-        .iter()
-        .position(|(_, s)| *s == status)
-        .map_or(0, |i| i + 1)
+/// The big button's label for reporting `step`, and what it reports.
+fn action(step: DeliveryStatus) -> (&'static str, ReportedStatus) {
+    match step {
+        DeliveryStatus::ArrivedAtStore => ("I'm at the store", ReportedStatus::ArrivedAtStore),
+        DeliveryStatus::PickedUp => ("Picked up", ReportedStatus::PickedUp),
+        DeliveryStatus::ArrivedAtCustomer => {
+            ("I'm at the customer", ReportedStatus::ArrivedAtCustomer)
+        }
+        _ => ("Delivered", ReportedStatus::Delivered),
+    }
 }
 
 fn text(v: &Value) -> Option<String> {
@@ -84,15 +85,15 @@ impl DeliveryScreen {
     pub fn of(delivery_id: Uuid, row: &Value) -> Option<Self> {
         let status = DeliveryStatus::parse(row["status"].as_str()?)?;
         let order = &row["order"];
-        let done = rank(status);
-        let finished = status.is_terminal();
+        let done = status.position().unwrap_or(0);
+        let next_step = status.next_step();
         let steps = STEPS
             .iter()
             .enumerate()
-            .map(|(i, (label, _))| Step {
+            .map(|(i, label)| Step {
                 label,
                 done: i < done,
-                next: !finished && i == done,
+                next: next_step.is_some() && i == done,
             })
             .collect();
         let cash = (order["payment_method"].as_str() == Some("cash"))
@@ -101,15 +102,8 @@ impl DeliveryScreen {
         let currency = order["currency"]
             .as_str()
             .and_then(|c| Currency::parse(c).ok());
-        let next = (!finished).then(|| {
-            let (label, status) = match status {
-                DeliveryStatus::Assigned => ("I'm at the store", ReportedStatus::ArrivedAtStore),
-                DeliveryStatus::ArrivedAtStore => ("Picked up", ReportedStatus::PickedUp),
-                DeliveryStatus::PickedUp => {
-                    ("I'm at the customer", ReportedStatus::ArrivedAtCustomer)
-                }
-                _ => ("Delivered", ReportedStatus::Delivered),
-            };
+        let next = next_step.map(|step| {
+            let (label, status) = action(step);
             NextAction {
                 label,
                 status,
@@ -197,7 +191,7 @@ pub fn current(rows: &[(Uuid, Value)]) -> Option<DeliveryScreen> {
             let status = DeliveryStatus::parse(row["status"].as_str()?)?;
             (!status.is_terminal()).then(|| {
                 let assigned = row["assigned_at"].as_str().unwrap_or("").to_owned();
-                (std::cmp::Reverse(rank(status)), assigned, screen)
+                (std::cmp::Reverse(status.position()), assigned, screen)
             })
         })
         .min_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)))

@@ -312,8 +312,8 @@ impl Client {
         if let Ok(pending) = self.store.pending_count() {
             status.pending = pending;
         }
-        if let Ok(uploads) = self.store.pending_attachments() {
-            status.pending_uploads = uploads.len() as u64;
+        if let Ok(uploads) = self.store.pending_attachment_count() {
+            status.pending_uploads = uploads;
         }
         status
     }

@@ -118,7 +118,7 @@ impl SyncEngine {
                 .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
                 .map(|t| t.with_timezone(&Utc)),
             last_error: None,
-            pending_uploads: store.pending_attachments().map_or(0, |a| a.len() as u64),
+            pending_uploads: store.pending_attachment_count().unwrap_or(0),
         };
         Self {
             store,
@@ -178,13 +178,13 @@ impl SyncEngine {
                 .await;
         }
         let pending = self.blocking(|s| s.pending_count()).await.ok();
-        let uploads = self.blocking(|s| s.pending_attachments()).await.ok();
+        let uploads = self.blocking(|s| s.pending_attachment_count()).await.ok();
         let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(pending) = pending {
             status.pending = pending;
         }
         if let Some(uploads) = uploads {
-            status.pending_uploads = uploads.len() as u64;
+            status.pending_uploads = uploads;
         }
         match &outcome {
             Ok(_) => {

@@ -804,6 +804,19 @@ impl Store {
         Ok(stmt.query_row([sha256], Self::attachment_of).optional()?)
     }
 
+    /// How many files wait to upload (the sync status's count).
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn pending_attachment_count(&self) -> Result<u64> {
+        let n: i64 = self.reader().query_row(
+            "SELECT count(*) FROM attachments WHERE done = 0",
+            [],
+            |r| r.get(0),
+        )?;
+        to_u64(n)
+    }
+
     /// The files not uploaded yet (and not given up), oldest first.
     ///
     /// # Errors

@@ -128,9 +128,16 @@ impl DeliveryStatus {
         )
     }
 
-    /// Position on the forward path (0 for assigned); `None` for the other end statuses.
-    fn position(self) -> Option<usize> {
+    /// Position on the forward path (0 for assigned, 4 for delivered); `None` for the other
+    /// end statuses.
+    pub fn position(self) -> Option<usize> {
         Self::PATH.iter().position(|s| *s == self)
+    }
+
+    /// The next status on the forward path, the step a driver reports next; `None` once
+    /// delivered or ended otherwise.
+    pub fn next_step(self) -> Option<Self> {
+        Self::PATH.get(self.position()? + 1).copied()
     }
 
     /// The tracking event recorded when a delivery reaches this status.
@@ -740,6 +747,16 @@ pub fn order_transition(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_next_step_follows_the_forward_path() {
+        use DeliveryStatus as S;
+        assert_eq!(S::Assigned.next_step(), Some(S::ArrivedAtStore));
+        assert_eq!(S::ArrivedAtCustomer.next_step(), Some(S::Delivered));
+        assert_eq!(S::Delivered.next_step(), None);
+        assert_eq!(S::Failed.next_step(), None);
+        assert_eq!(S::PickedUp.position(), Some(2));
+    }
     use crate::money::Currency;
     use crate::order::{
         acceptance_deadline, AcceptanceWindow, FulfilmentKind, OrderStatus, Outcome, PaymentState,
